@@ -1,0 +1,70 @@
+"""Langevin Adadelta."""
+
+import keras
+from keras import ops
+
+from keras_langevin.base import LangevinMixin, langevin_args_doc
+
+
+@keras.saving.register_keras_serializable(package="keras_langevin")
+class LAdadelta(LangevinMixin, keras.optimizers.Adadelta):
+    """Langevin Adadelta (Bras, arXiv 2212.14718).
+
+    Update, for a variable selected for noise:
+
+        theta_{t+1} = theta_t - [Keras Adadelta update]_t + sigma_t * sqrt(lr_t * P_t) * xi_t
+        P_t = sqrt(E[dx^2]_{t-1} + epsilon) / sqrt(E[g^2]_t + epsilon)
+
+    elementwise, with `xi_t ~ N(0, I)` drawn fresh for every step and variable: the ratio of
+    the root mean squares of past updates (before this step's) and of gradients (including
+    this step's), the factor through which Keras's Adadelta turns `lr * g_t` into its step.
+    With `sigma=0` it is exactly `keras.optimizers.Adadelta`.
+
+    Args:
+        learning_rate: Float or `LearningRateSchedule`. Defaults to `0.001` as in Keras (the
+            paper used 0.1).
+        rho: Float, decay of the moving averages. Defaults to `0.95`.
+        epsilon: Float added inside the square roots. Defaults to `1e-7`.
+        {{langevin_args}}
+        **kwargs: every base optimizer argument of Keras (`weight_decay`, `clipnorm`,
+            `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
+            `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps`,
+            `name`), with Keras's defaults.
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        rho=0.95,
+        epsilon=1e-7,
+        sigma=0.0,
+        langevin_layers=None,
+        seed=None,
+        noise="gaussian",
+        jit_compile=True,
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate=learning_rate,
+            rho=rho,
+            epsilon=epsilon,
+            sigma=sigma,
+            langevin_layers=langevin_layers,
+            seed=seed,
+            noise=noise,
+            jit_compile=jit_compile,
+            **kwargs,
+        )
+
+    def _langevin_pre_update(self, variable, index):
+        # E[dx^2]_{t-1}: the Keras update overwrites it with E[dx^2]_t.
+        return ops.convert_to_tensor(self._accumulated_delta_vars[index])
+
+    def _langevin_preconditioner(self, variable, index, pre_update):
+        return ops.divide(
+            ops.sqrt(ops.add(pre_update, self.epsilon)),
+            ops.sqrt(ops.add(self._accumulated_grads[index], self.epsilon)),
+        )
+
+
+LAdadelta.__doc__ = LAdadelta.__doc__.replace("{{langevin_args}}", langevin_args_doc)

@@ -1,0 +1,113 @@
+"""Counter-based random numbers for the Langevin term.
+
+Every draw is a pure function of ``(seed, step, variable index, element index)``:
+
+* nothing but the optimizer's own variables (a seed variable and ``iterations``) carries the
+  random state, so the noise is fresh at every step inside a jitted JAX train step, resumes
+  exactly after a checkpoint, and is identical on every replica of a mirrored variable;
+* the generator is a few integer multiplies and shifts that XLA fuses into the update itself,
+  which is far cheaper on CPU than the backends' general-purpose generators.
+
+The bits come from two rounds of a 32-bit integer finalizer (multiply/xor-shift, constants of
+Wellons' "lowbias32") over the element counter, keyed by two words derived from the seed, the
+step and the variable. Gaussian noise maps 24 of those bits to a uniform number on the open
+interval (-1, 1) (never exactly +-1, so the inverse error function stays finite) and then
+through ``sqrt(2) * erfinv``: an exact inverse-CDF transform, with the tails truncated at about
+5.4 standard deviations by the 24-bit resolution (probability 7e-8). Rademacher noise takes the
+top bit: +-1 with probability 1/2, the "simplified weak Euler scheme" that matches the first
+three moments of a Gaussian.
+"""
+
+from keras import ops
+
+GAUSSIAN = "gaussian"
+RADEMACHER = "rademacher"
+NOISE_TYPES = (GAUSSIAN, RADEMACHER)
+
+_MULTIPLIER_1 = 0x7FEB352D
+_MULTIPLIER_2 = 0x846CA68B
+_GOLDEN = 0x9E3779B9  # 2^32 / golden ratio: spreads consecutive steps over the key space
+_VARIABLE_STRIDE = 0x85EBCA6B
+_MANTISSA_BITS = 24
+_HALF_RANGE = float(2 ** (_MANTISSA_BITS - 1))
+
+
+def validate_noise(noise):
+    """Returns `noise` if it names a supported noise type, else raises ValueError."""
+    if noise not in NOISE_TYPES:
+        raise ValueError(
+            f"Argument `noise` must be one of {NOISE_TYPES}. Received: noise={noise!r}"
+        )
+    return noise
+
+
+def _u32(value):
+    return ops.convert_to_tensor(value & 0xFFFFFFFF, dtype="uint32")
+
+
+def _shift_xor(x, bits):
+    return ops.bitwise_xor(x, ops.right_shift(x, _u32(bits)))
+
+
+def hash_uint32(x):
+    """A bijective avalanche hash of uint32 values (elementwise)."""
+    x = ops.multiply(_shift_xor(x, 16), _u32(_MULTIPLIER_1))
+    x = ops.multiply(_shift_xor(x, 15), _u32(_MULTIPLIER_2))
+    return _shift_xor(x, 16)
+
+
+def step_key(seed, step, index):
+    """The two uint32 key words of one variable at one step.
+
+    Args:
+        seed: integer scalar tensor (the optimizer's seed variable).
+        step: integer scalar tensor (the optimizer's raw iteration counter).
+        index: Python int, the variable's position in the optimizer's variable list.
+    """
+    seed = ops.cast(seed, "uint32")
+    step = ops.cast(step, "uint32")
+    word = ops.add(ops.multiply(step, _u32(_GOLDEN)), _u32(index * _VARIABLE_STRIDE))
+    key_1 = hash_uint32(ops.bitwise_xor(hash_uint32(word), seed))
+    key_2 = hash_uint32(ops.add(key_1, _u32(_GOLDEN)))
+    return key_1, key_2
+
+
+def random_bits(shape, key):
+    """uint32 random bits of the given static shape, a pure function of `key`."""
+    size = 1
+    for dim in shape:
+        size *= int(dim)
+    counter = ops.cast(ops.arange(size, dtype="int32"), "uint32")
+    key_1, key_2 = key
+    bits = hash_uint32(ops.add(hash_uint32(ops.bitwise_xor(counter, key_1)), key_2))
+    return ops.reshape(bits, shape)
+
+
+def _compute_dtype(dtype):
+    # 16-bit floats cannot hold a 24-bit uniform; draw in float32 and cast the result.
+    return "float32" if dtype in ("float16", "bfloat16") else dtype
+
+
+def standard_normal(shape, key, dtype="float32"):
+    """N(0, 1) samples: the inverse-CDF transform of a 24-bit uniform."""
+    compute_dtype = _compute_dtype(dtype)
+    high = ops.right_shift(random_bits(shape, key), _u32(32 - _MANTISSA_BITS))
+    # (k - (2^23 - 1/2)) / 2^23 for k in [0, 2^24): symmetric, exact in float32, |u| < 1.
+    uniform = ops.multiply(
+        ops.subtract(ops.cast(high, compute_dtype), _HALF_RANGE - 0.5), 1.0 / _HALF_RANGE
+    )
+    return ops.cast(ops.multiply(ops.erfinv(uniform), 2.0**0.5), dtype)
+
+
+def rademacher(shape, key, dtype="float32"):
+    """+-1 with probability 1/2 each."""
+    sign_bit = ops.right_shift(random_bits(shape, key), _u32(31))
+    return ops.subtract(1.0, ops.multiply(ops.cast(sign_bit, dtype), 2.0))
+
+
+_SAMPLERS = {GAUSSIAN: standard_normal, RADEMACHER: rademacher}
+
+
+def sample(noise, shape, key, dtype="float32"):
+    """Draws standard noise of the named type (zero mean, unit variance)."""
+    return _SAMPLERS[noise](shape, key, dtype)
