@@ -57,8 +57,9 @@ class LAdadelta(LangevinMixin, keras.optimizers.Adadelta):
         )
 
     def _langevin_pre_update(self, variable, index):
-        # E[dx^2]_{t-1}: the Keras update overwrites it with E[dx^2]_t.
-        return ops.convert_to_tensor(self._accumulated_delta_vars[index])
+        # E[dx^2]_{t-1}, which the Keras update overwrites with E[dx^2]_t. A copy, not the
+        # variable (on TensorFlow, converting a variable still reads it later).
+        return ops.copy(self._accumulated_delta_vars[index])
 
     def _langevin_preconditioner(self, variable, index, pre_update):
         return ops.divide(

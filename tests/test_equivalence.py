@@ -1,0 +1,78 @@
+"""Property 1: sigma = 0 reproduces Keras's own optimizer, for every option combination."""
+
+import numpy as np
+import pytest
+
+import keras_langevin as kl
+from helpers import BASES, SHAPES, gradient_sequence, run
+
+pytestmark = pytest.mark.multibackend
+
+STEPS = 50
+
+OPTIONS = {
+    kl.LSGD: [
+        {},
+        {"momentum": 0.9},
+        {"momentum": 0.9, "nesterov": True},
+    ],
+    kl.LAdam: [{}, {"amsgrad": True}, {"beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-3}],
+    kl.LRMSprop: [{}, {"centered": True}, {"momentum": 0.5}, {"centered": True, "momentum": 0.5}],
+    kl.LAdadelta: [{}, {"rho": 0.9, "epsilon": 1e-5}],
+}
+
+COMMON = [
+    {},
+    {"weight_decay": 0.01},
+    {"clipnorm": 0.5},
+    {"clipvalue": 0.1},
+    {"global_clipnorm": 1.0},
+    {"use_ema": True, "ema_overwrite_frequency": 7},
+    {"gradient_accumulation_steps": 3},
+]
+
+CASES = [
+    pytest.param(cls, {**own, **common}, id=f"{cls.__name__}-{own}-{common}")
+    for cls, owns in OPTIONS.items()
+    for own in owns
+    for common in (COMMON if own == owns[0] else COMMON[:1])
+] + [
+    pytest.param(
+        cls, {**OPTIONS[cls][-1], "weight_decay": 0.01, "clipnorm": 0.5}, id=f"{cls.__name__}-mix"
+    )
+    for cls in OPTIONS
+]
+
+
+def _curvature():
+    rng = np.random.default_rng(7)
+    return [rng.uniform(0.1, 2.0, s).astype("float32") for s in SHAPES]
+
+
+def _max_relative_difference(a, b):
+    worst = 0.0
+    for step_a, step_b in zip(a, b):
+        for x, y in zip(step_a, step_b):
+            worst = max(worst, float(np.max(np.abs(x - y) / (np.abs(y) + 1e-6))))
+    return worst
+
+
+@pytest.mark.parametrize("cls,options", CASES)
+def test_sigma_zero_is_keras(cls, options):
+    grads = gradient_sequence(STEPS)
+    lr = 0.05 if cls is not kl.LAdadelta else 1.0
+    ours, _ = run(cls(learning_rate=lr, sigma=0.0, seed=3, **options), grads, curvature=_curvature())
+    theirs, _ = run(BASES[cls](learning_rate=lr, **options), grads, curvature=_curvature())
+    # The trajectory moved, so the comparison is not vacuous.
+    assert _max_relative_difference(theirs[-1:], theirs[:1]) > 1e-3
+    assert _max_relative_difference(ours, theirs) <= 1e-6
+
+
+@pytest.mark.parametrize("cls", list(OPTIONS))
+def test_sigma_zero_without_xla_is_bitwise_keras(cls):
+    grads = gradient_sequence(10)
+    ours, _ = run(cls(learning_rate=0.05, sigma=0.0, jit_compile=False), grads)
+    theirs, _ = run(BASES[cls](learning_rate=0.05), grads)
+    for a, b in zip(ours, theirs):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
