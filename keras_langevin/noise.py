@@ -10,10 +10,12 @@ Every draw is a pure function of ``(seed, step, variable index, element index)``
 
 The bits come from two rounds of a 32-bit integer finalizer (multiply/xor-shift, constants of
 Wellons' "lowbias32") over the element counter, keyed by two words derived from the seed, the
-step and the variable. Gaussian noise maps 24 of those bits to a uniform number on the open
-interval (-1, 1) (never exactly +-1, so the inverse error function stays finite) and then
-through ``sqrt(2) * erfinv``: an exact inverse-CDF transform, with the tails truncated at about
-5.4 standard deviations by the 24-bit resolution (probability 7e-8). Rademacher noise takes the
+step and the variable. Gaussian noise maps 23 of those bits to a uniform number on the open
+interval (-1, 1), at most 1 - 2^-23 in absolute value, and then through ``sqrt(2) * erfinv``:
+an exact inverse-CDF transform, with the tails truncated at about 5.3 standard deviations by
+the 23-bit resolution (probability 1.2e-7). One bit more would not do: TensorFlow's
+non-XLA erfinv evaluates the normal quantile at (1 + u) / 2, which float32 rounds to exactly 1
+(an infinite result) for u = 1 - 2^-24. Rademacher noise takes the
 top bit: +-1 with probability 1/2, the "simplified weak Euler scheme" that matches the first
 three moments of a Gaussian.
 """
@@ -28,7 +30,7 @@ _MULTIPLIER_1 = 0x7FEB352D
 _MULTIPLIER_2 = 0x846CA68B
 _GOLDEN = 0x9E3779B9  # 2^32 / golden ratio: spreads consecutive steps over the key space
 _VARIABLE_STRIDE = 0x85EBCA6B
-_MANTISSA_BITS = 24
+_MANTISSA_BITS = 23
 _HALF_RANGE = float(2 ** (_MANTISSA_BITS - 1))
 
 
@@ -84,15 +86,20 @@ def random_bits(shape, key):
 
 
 def _compute_dtype(dtype):
-    # 16-bit floats cannot hold a 24-bit uniform; draw in float32 and cast the result.
+    # 16-bit floats cannot hold a 23-bit uniform; draw in float32 and cast the result.
     return "float32" if dtype in ("float16", "bfloat16") else dtype
 
 
 def standard_normal(shape, key, dtype="float32"):
-    """N(0, 1) samples: the inverse-CDF transform of a 24-bit uniform."""
+    """N(0, 1) samples: the inverse-CDF transform of a 23-bit uniform."""
+    return normal_from_bits(random_bits(shape, key), dtype)
+
+
+def normal_from_bits(bits, dtype="float32"):
+    """Maps uint32 random bits to N(0, 1) samples (finite for every input)."""
     compute_dtype = _compute_dtype(dtype)
-    high = ops.right_shift(random_bits(shape, key), _u32(32 - _MANTISSA_BITS))
-    # (k - (2^23 - 1/2)) / 2^23 for k in [0, 2^24): symmetric, exact in float32, |u| < 1.
+    high = ops.right_shift(bits, _u32(32 - _MANTISSA_BITS))
+    # (k - (2^22 - 1/2)) / 2^22 for k in [0, 2^23): symmetric, exact in float32, |u| < 1.
     uniform = ops.multiply(
         ops.subtract(ops.cast(high, compute_dtype), _HALF_RANGE - 0.5), 1.0 / _HALF_RANGE
     )

@@ -99,7 +99,7 @@ def test_lsgd_stationary_variance():
     optimizer = kl.LSGD(learning_rate=gamma, sigma=sigma, seed=2)
     snapshots = []
     for step in range(1, 401):
-        optimizer.apply([variable.value], [variable])  # gradient of theta^2 / 2 is theta
+        optimizer.apply([ops.copy(variable.value)], [variable])  # grad of theta^2 / 2 is theta
         if step > 100 and step % 30 == 0:  # 0.8^30 = 1e-3: nearly independent snapshots
             snapshots.append(ops.convert_to_numpy(variable).var())
     expected = sigma**2 / (2 - gamma)

@@ -1,0 +1,78 @@
+"""Quality of the counter-based noise: law, independence, reproducibility, dtypes."""
+
+import math
+
+import numpy as np
+import pytest
+from keras import ops
+from scipy import stats
+
+import keras
+from keras_langevin import noise
+
+pytestmark = pytest.mark.multibackend
+
+N = 1_000_000
+
+
+def _key(seed=3, step=0, index=0):
+    return noise.step_key(ops.convert_to_tensor(seed, "int32"), ops.convert_to_tensor(step), index)
+
+
+def _draw(kind="gaussian", n=N, **key):
+    return ops.convert_to_numpy(noise.sample(kind, (n,), _key(**key))).astype("float64")
+
+
+def _corr(a, b):
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def test_gaussian_passes_kolmogorov_smirnov():
+    z = _draw()
+    # 1.95 / sqrt(n) is the 0.1% critical value of the KS statistic.
+    assert stats.kstest(z, "norm").statistic < 1.95 / math.sqrt(N)
+    assert abs(z.mean()) < 5 / math.sqrt(N)
+    assert abs(z.var() - 1) < 5 * math.sqrt(2 / N)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "rademacher"])
+def test_no_correlation_between_steps_variables_elements(kind):
+    bound = 5 / math.sqrt(N)  # 5 standard errors of a correlation of n independent pairs
+    base = _draw(kind)
+    assert abs(_corr(base, _draw(kind, step=1))) < bound
+    assert abs(_corr(base, _draw(kind, index=1))) < bound
+    assert abs(_corr(base, _draw(kind, seed=4))) < bound
+    assert abs(_corr(base[:-1], base[1:])) < bound
+    # A shifted window of the next step: no overlap of counter streams.
+    assert abs(_corr(base[1:], _draw(kind, step=1)[:-1])) < bound
+
+
+def test_rademacher_is_plus_minus_one_with_mean_zero():
+    r = _draw("rademacher")
+    assert set(np.unique(r)) == {-1.0, 1.0}
+    assert abs(r.mean()) < 5 / math.sqrt(N)
+    assert r.var() == pytest.approx(1.0, abs=5 / math.sqrt(N))
+
+
+def test_same_key_same_noise():
+    np.testing.assert_array_equal(_draw(n=1000, step=7), _draw(n=1000, step=7))
+
+
+def test_extreme_bits_map_to_finite_symmetric_normals():
+    bits = ops.convert_to_tensor(np.array([0, 511, 2**31, 2**32 - 1], dtype="uint32"))
+    z = ops.convert_to_numpy(noise.normal_from_bits(bits))
+    assert np.all(np.isfinite(z))
+    assert z[0] == -z[-1] and 5.0 < z[-1] < 5.6
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_noise_drawn_in_the_requested_dtype(dtype):
+    for kind in noise.NOISE_TYPES:
+        sample = noise.sample(kind, (4, 3), _key(), dtype)
+        assert keras.backend.standardize_dtype(sample.dtype) == dtype
+        assert np.all(np.isfinite(ops.convert_to_numpy(ops.cast(sample, "float32"))))
+
+
+def test_unknown_noise_type_is_rejected():
+    with pytest.raises(ValueError, match="noise='uniform'"):
+        noise.validate_noise("uniform")
