@@ -1,0 +1,110 @@
+"""Optimizers by name, with the paper's learning-rate and noise schedules.
+
+Names: sgd, lsgd, layer-lsgd, adam, ladam, layer-ladam, rmsprop, lrmsprop, layer-lrmsprop,
+adadelta, ladadelta, layer-ladadelta. `l<base>` adds Langevin noise to every layer,
+`layer-l<base>` only to the first `langevin_layers` fraction (the paper's 0.3 by default).
+
+The paper's schedules (from the author's experiment script), with T the number of steps in
+`decay_epochs` epochs (20 in the paper):
+
+* learning rate `lr_t = lr_0 / (1 + t / T)` (Keras's `InverseTimeDecay` with rate 1);
+* noise `sigma_t = sigma_0 / sqrt(log(e + t / T))` (`keras_langevin.schedules.LogAnnealing`).
+"""
+
+import keras
+
+import keras_langevin as kl
+
+BASES = ("sgd", "adam", "rmsprop", "adadelta")
+OPTIMIZERS = tuple(
+    name for base in BASES for name in (base, f"l{base}", f"layer-l{base}")
+)
+
+_KERAS = {
+    "sgd": keras.optimizers.SGD,
+    "adam": keras.optimizers.Adam,
+    "rmsprop": keras.optimizers.RMSprop,
+    "adadelta": keras.optimizers.Adadelta,
+}
+_LANGEVIN = {"sgd": kl.LSGD, "adam": kl.LAdam, "rmsprop": kl.LRMSprop, "adadelta": kl.LAdadelta}
+
+# The paper's initial values: lr 5e-3 and sigma 5e-3, except Adadelta (lr 0.1, sigma 5e-2).
+PAPER_LR = {"sgd": 5e-3, "adam": 5e-3, "rmsprop": 5e-3, "adadelta": 0.1}
+PAPER_SIGMA = {"sgd": 5e-3, "adam": 5e-3, "rmsprop": 5e-3, "adadelta": 5e-2}
+PAPER_LAYER_FRACTION = 0.3
+LR_SCHEDULES = ("inverse-time", "constant")
+SIGMA_SCHEDULES = ("log", "constant")
+
+
+def parse_name(name):
+    """Splits an optimizer name into (base, kind) with kind in {"plain", "langevin", "layer"}."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"Argument `optimizer` must be one of {OPTIMIZERS}. Received: {name!r}")
+    if name.startswith("layer-l"):
+        return name[len("layer-l") :], "layer"
+    if name in BASES:
+        return name, "plain"
+    return name[1:], "langevin"
+
+
+def make_optimizer(
+    name,
+    steps_per_epoch,
+    lr=None,
+    lr_schedule="inverse-time",
+    sigma=None,
+    sigma_schedule="log",
+    decay_epochs=20,
+    langevin_layers=PAPER_LAYER_FRACTION,
+    seed=None,
+    noise="gaussian",
+):
+    """Builds the named optimizer with the paper's schedules by default.
+
+    Args:
+        name: one of `OPTIMIZERS`.
+        steps_per_epoch: optimizer steps in one epoch (sets T of the schedules).
+        lr: initial learning rate; None takes the paper's value for the base optimizer.
+        lr_schedule: "inverse-time" (the paper's) or "constant".
+        sigma: initial noise level for Langevin names; None takes the paper's value.
+        sigma_schedule: "log" (the paper's annealing) or "constant".
+        decay_epochs: T of both schedules, in epochs.
+        langevin_layers: fraction (or names) for the `layer-` names.
+        seed: noise seed (None: drawn from Python's `random`).
+        noise: "gaussian" or "rademacher".
+    """
+    base, kind = parse_name(name)
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"Argument `lr_schedule` must be one of {LR_SCHEDULES}. Received: {lr_schedule!r}"
+        )
+    if sigma_schedule not in SIGMA_SCHEDULES:
+        raise ValueError(
+            f"Argument `sigma_schedule` must be one of {SIGMA_SCHEDULES}. "
+            f"Received: {sigma_schedule!r}"
+        )
+    if steps_per_epoch < 1 or decay_epochs <= 0:
+        raise ValueError(
+            "Arguments `steps_per_epoch` and `decay_epochs` must be positive. Received: "
+            f"steps_per_epoch={steps_per_epoch!r}, decay_epochs={decay_epochs!r}"
+        )
+    decay_steps = decay_epochs * steps_per_epoch
+    lr = PAPER_LR[base] if lr is None else float(lr)
+    learning_rate = lr
+    if lr_schedule == "inverse-time":
+        learning_rate = keras.optimizers.schedules.InverseTimeDecay(
+            lr, decay_steps=decay_steps, decay_rate=1.0
+        )
+    if kind == "plain":
+        return _KERAS[base](learning_rate=learning_rate)
+    sigma = PAPER_SIGMA[base] if sigma is None else float(sigma)
+    noise_level = sigma
+    if sigma_schedule == "log":
+        noise_level = kl.schedules.LogAnnealing(sigma, decay=1.0 / decay_steps)
+    return _LANGEVIN[base](
+        learning_rate=learning_rate,
+        sigma=noise_level,
+        langevin_layers=langevin_layers if kind == "layer" else None,
+        seed=seed,
+        noise=noise,
+    )
