@@ -187,14 +187,14 @@ class LangevinMixin:
 
             update = tf.function(update_all, jit_compile=True, autograph=False)
             self._compiled_updates.functions[indices] = update
-        update(list(grads), ops.convert_to_tensor(learning_rate))
+        update(list(grads), ops.copy(learning_rate))  # a tensor: the value, not the variable
 
     def _compiles_update(self, grads):
         if not self.jit_compile or keras.backend.backend() != "tensorflow":
             return False
         import tensorflow as tf
 
-        if tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context() is False:
+        if tf.distribute.has_strategy():  # a real strategy: Keras updates each replica
             return False
         return not any(isinstance(g, tf.IndexedSlices) for g in grads)
 
