@@ -1,0 +1,3 @@
+"""Applications of the Langevin optimizers: models, data and experiments."""
+
+from applications.models import build_model, MODEL_NAMES
