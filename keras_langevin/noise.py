@@ -103,7 +103,34 @@ def normal_from_bits(bits, dtype="float32"):
     uniform = ops.multiply(
         ops.subtract(ops.cast(high, compute_dtype), _HALF_RANGE - 0.5), 1.0 / _HALF_RANGE
     )
-    return ops.cast(ops.multiply(ops.erfinv(uniform), 2.0**0.5), dtype)
+    return ops.cast(_sqrt2_erfinv(uniform), dtype)
+
+
+# Giles (2010), "Approximating the erfinv function", single-precision branches (relative error
+# about 4e-7 on erfinv), here pre-multiplied by sqrt(2) so that they give the normal quantile.
+_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+            -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+         -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+
+
+def _horner(coefficients, x):
+    result = coefficients[0] * 2.0**0.5
+    for c in coefficients[1:]:
+        result = ops.add(ops.multiply(result, x), c * 2.0**0.5)
+    return result
+
+
+def _sqrt2_erfinv(u):
+    """sqrt(2) * erfinv(u) for |u| < 1: both of Giles' branches, one select.
+
+    Cheaper on CPU than the backends' erfinv (one log, no special cases for |u| = 1, which
+    the 23-bit uniform never reaches).
+    """
+    w = ops.negative(ops.log(ops.multiply(ops.subtract(1.0, u), ops.add(1.0, u))))
+    central = _horner(_CENTRAL, ops.subtract(w, 2.5))
+    tail = _horner(_TAIL, ops.subtract(ops.sqrt(w), 3.0))
+    return ops.multiply(ops.where(w < 5.0, central, tail), u)
 
 
 def rademacher(shape, key, dtype="float32"):

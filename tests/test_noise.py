@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 from keras import ops
-from scipy import stats
+from scipy import special, stats
 
 import keras
 from keras_langevin import noise
@@ -76,3 +76,10 @@ def test_noise_drawn_in_the_requested_dtype(dtype):
 def test_unknown_noise_type_is_rejected():
     with pytest.raises(ValueError, match="noise='uniform'"):
         noise.validate_noise("uniform")
+
+
+def test_normal_quantile_matches_scipy():
+    u = np.linspace(-1 + 2**-22, 1 - 2**-22, 100_001).astype("float32")
+    ours = ops.convert_to_numpy(noise._sqrt2_erfinv(ops.convert_to_tensor(u)))
+    reference = math.sqrt(2) * special.erfinv(u.astype("float64"))
+    assert np.max(np.abs(ours - reference)) < 2e-6

@@ -1,0 +1,266 @@
+"""Cost of the Langevin term, measured side by side with the base Keras optimizer.
+
+    python -m applications.benchmark            # full run (a few minutes on 2 CPU cores)
+    python -m applications.benchmark --quick    # under a minute
+
+Three measurements, each alternating base and Langevin optimizer in one process and repeating:
+
+1. the update step alone: `optimizer.apply` on a fixed set of conv-kernel-shaped variables
+   (about 1M and 15M parameters), compiled as in training: on TensorFlow inside a
+   `tf.function(jit_compile=True)` (the Langevin optimizers compile their update with XLA
+   anyway), on JAX as a jitted `stateless_apply`;
+2. end to end: `model.fit` seconds per epoch for a deep MLP on the embedded digits and for
+   resnet56 on CIFAR-shaped synthetic data;
+3. Layer Langevin (fraction 0.3) against full Langevin on the update step.
+
+It prints a table (median time, ratio of medians to the base, min-max) and writes JSON.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+import keras
+import keras_langevin as kl
+
+PAIRS = {
+    "lsgd": (kl.LSGD, keras.optimizers.SGD),
+    "ladam": (kl.LAdam, keras.optimizers.Adam),
+    "lrmsprop": (kl.LRMSprop, keras.optimizers.RMSprop),
+    "ladadelta": (kl.LAdadelta, keras.optimizers.Adadelta),
+}
+
+
+def conv_kernel_shapes(target_params):
+    """3x3 conv kernels of 64, 128 and 256 channels, holding 15%, 25% and 60% of about
+    `target_params` parameters (the proportions of a ResNet's stages)."""
+    shapes = []
+    for channels, share in ((64, 0.15), (128, 0.25), (256, 0.6)):
+        count = max(1, round(target_params * share / (9 * channels * channels)))
+        shapes += [(3, 3, channels, channels)] * count
+    return shapes
+
+
+def _timed(fn, block):
+    start = time.perf_counter()
+    block(fn())
+    return time.perf_counter() - start
+
+
+def _update_step_runner(optimizer, shapes, seed=0):
+    """A zero-argument callable running one compiled `apply`, and a function to block on."""
+    rng = np.random.default_rng(seed)
+    variables = []
+    for i, shape in enumerate(shapes):  # one layer per kernel, so Layer Langevin can count them
+        with keras.name_scope(f"conv{i}"):
+            initial = rng.standard_normal(shape).astype("float32") * 0.05
+            variables.append(keras.Variable(initial, name="kernel"))
+    grads = [keras.ops.convert_to_tensor(rng.standard_normal(s).astype("float32")) for s in shapes]
+    optimizer.build(variables)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def step():
+            optimizer.apply(grads, variables)
+            return optimizer.iterations
+
+        return step, lambda out: out.numpy()
+    if backend == "jax":
+        import jax
+
+        state = {
+            "opt": [v.value for v in optimizer.variables],
+            "vars": [v.value for v in variables],
+        }
+        apply = jax.jit(optimizer.stateless_apply, donate_argnums=(0, 2))
+
+        def step():
+            state["vars"], state["opt"] = apply(state["opt"], grads, state["vars"])
+            return state["vars"]
+
+        return step, jax.block_until_ready
+    raise ValueError(f"Backend {backend!r} is not supported by the benchmark.")
+
+
+def compare(runners, repeats, warmup=2):
+    """Alternates the runners `repeats` times; returns per-runner lists of seconds."""
+    for fn, block in runners.values():
+        for _ in range(warmup):
+            _timed(fn, block)
+    times = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, (fn, block) in runners.items():
+            times[name].append(_timed(fn, block))
+    return times
+
+
+def _row(group, name, seconds, base_seconds, unit="ms"):
+    scale = 1e3 if unit == "ms" else 1.0
+    median = statistics.median(seconds)
+    return {
+        "group": group,
+        "name": name,
+        "unit": unit,
+        "median": median * scale,
+        "min": min(seconds) * scale,
+        "max": max(seconds) * scale,
+        "ratio": median / statistics.median(base_seconds),
+    }
+
+
+def bench_update_steps(sizes, pairs, repeats, noises=("gaussian",)):
+    rows = []
+    for size in sizes:
+        shapes = conv_kernel_shapes(size)
+        params = sum(int(np.prod(s)) for s in shapes)
+        group = f"update step, {params / 1e6:.1f}M params in {len(shapes)} kernels"
+        for pair in pairs:
+            langevin_cls, base_cls = PAIRS[pair]
+            runners = {base_cls.__name__: _update_step_runner(base_cls(learning_rate=1e-3), shapes)}
+            for noise in noises:
+                optimizer = langevin_cls(learning_rate=1e-3, sigma=1e-3, seed=0, noise=noise)
+                label = langevin_cls.__name__ + ("" if noise == "gaussian" else f" ({noise})")
+                runners[label] = _update_step_runner(optimizer, shapes)
+            times = compare(runners, repeats)
+            base = times[base_cls.__name__]
+            rows += [_row(group, name, t, base) for name, t in times.items()]
+            keras.backend.clear_session()
+    return rows
+
+
+def bench_layer_langevin(size, repeats, fraction=0.3):
+    shapes = conv_kernel_shapes(size)
+    params = sum(int(np.prod(s)) for s in shapes)
+    group = f"Layer Langevin {fraction} vs full, {params / 1e6:.1f}M params"
+    runners = {
+        "Adam": _update_step_runner(keras.optimizers.Adam(1e-3), shapes),
+        "LAdam": _update_step_runner(kl.LAdam(1e-3, sigma=1e-3, seed=0), shapes),
+        f"LAdam layers={fraction}": _update_step_runner(
+            kl.LAdam(1e-3, sigma=1e-3, seed=0, langevin_layers=fraction), shapes
+        ),
+    }
+    times = compare(runners, repeats)
+    rows = [_row(group, name, t, times["Adam"]) for name, t in times.items()]
+    base = statistics.median(times["Adam"])
+    full_extra = statistics.median(times["LAdam"]) - base
+    layer_extra = statistics.median(times[f"LAdam layers={fraction}"]) - base
+    rows[-1]["extra_cost_vs_full"] = layer_extra / full_extra if full_extra > 0 else None
+    keras.backend.clear_session()
+    return rows
+
+
+def _fit_epoch_runner(build_model, optimizer, x, y, batch_size):
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0)
+
+    def epoch():
+        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+
+    return epoch, lambda out: None
+
+
+def bench_end_to_end(quick, repeats):
+    from applications.data import load_digits_arrays
+    from applications.models import build_model
+
+    rows = []
+    digits = load_digits_arrays()
+    x, y = digits[0], digits[1]
+    x = x.reshape(len(x), -1).astype("float32")
+    depth = 20 if quick else 40
+    rng = np.random.default_rng(0)
+    n_images = 64 if quick else 512
+    cifar_x = rng.uniform(0, 1, (n_images, 32, 32, 3)).astype("float32")
+    cifar_y = rng.integers(0, 10, n_images)
+    cases = [
+        (f"fit epoch, mlp-{depth} on digits ({len(x)} images)",
+         lambda: build_model(f"mlp-{depth}", input_shape=x.shape[1:], classes=10), x, y, 64),
+        (f"fit epoch, resnet56 on synthetic 32x32x3 ({n_images} images)",
+         lambda: build_model("resnet56", input_shape=(32, 32, 3), classes=10),
+         cifar_x, cifar_y, 32),
+    ]
+    for group, builder, data_x, data_y, batch in cases:
+        runners = {
+            "Adam": _fit_epoch_runner(builder, keras.optimizers.Adam(1e-3), data_x, data_y, batch),
+            "LAdam": _fit_epoch_runner(
+                builder, kl.LAdam(1e-3, sigma=1e-3, seed=0), data_x, data_y, batch
+            ),
+        }
+        times = compare(runners, repeats, warmup=1)
+        rows += [_row(group, name, t, times["Adam"], unit="s") for name, t in times.items()]
+        keras.backend.clear_session()
+    return rows
+
+
+def format_table(rows):
+    lines = [
+        "| measurement | optimizer | median | ratio to base | min - max |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['group']} | {r['name']} | {r['median']:.1f} {r['unit']} | "
+            f"{r['ratio']:.2f} | {r['min']:.1f} - {r['max']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def machine_description():
+    import multiprocessing
+
+    description = f"{platform.processor() or platform.machine()}, {multiprocessing.cpu_count()} cores"
+    if keras.backend.backend() == "jax":
+        import jax
+
+        description = f"{jax.devices()[0].device_kind} ({jax.default_backend()}), " + description
+    return description
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    parser.add_argument("--sizes", type=float, nargs="+", default=None,
+                        help="update-step sizes in millions of parameters (default 1 15)")
+    parser.add_argument("--optimizers", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--output", default="runs/benchmark.json")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    sizes = [int(s * 1e6) for s in (args.sizes or ([0.25, 1.0] if args.quick else [1.0, 15.0]))]
+    repeats = args.repeats or (3 if args.quick else 7)
+    rows = bench_update_steps(sizes, args.optimizers, repeats)
+    rows += bench_update_steps(sizes[-1:], ["ladam"], repeats, noises=("rademacher",))[1:]
+    rows += bench_layer_langevin(sizes[-1], repeats)
+    if not args.skip_end_to_end:
+        rows += bench_end_to_end(args.quick, max(2, repeats // 2))
+    result = {
+        "backend": keras.backend.backend(),
+        "machine": machine_description(),
+        "keras": keras.__version__,
+        "argv": argv,
+        "rows": rows,
+    }
+    print(f"\nbackend {result['backend']} on {result['machine']}\n")
+    print(format_table(rows))
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"\nwrote {args.output}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
