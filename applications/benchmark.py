@@ -168,8 +168,8 @@ def _fit_epoch_runner(build_model, optimizer, x, y, batch_size):
     return epoch, lambda out: None
 
 
-def bench_end_to_end(quick, repeats):
-    from applications.data import load_digits_arrays
+def bench_end_to_end(quick, repeats, images=None, batch_size=32):
+    from applications.digits import load_digits_arrays
     from applications.models import build_model
 
     rows = []
@@ -178,15 +178,15 @@ def bench_end_to_end(quick, repeats):
     x = x.reshape(len(x), -1).astype("float32")
     depth = 20 if quick else 40
     rng = np.random.default_rng(0)
-    n_images = 64 if quick else 512
+    n_images = images or (64 if quick else 512)
     cifar_x = rng.uniform(0, 1, (n_images, 32, 32, 3)).astype("float32")
     cifar_y = rng.integers(0, 10, n_images)
     cases = [
         (f"fit epoch, mlp-{depth} on digits ({len(x)} images)",
          lambda: build_model(f"mlp-{depth}", input_shape=x.shape[1:], classes=10), x, y, 64),
-        (f"fit epoch, resnet56 on synthetic 32x32x3 ({n_images} images)",
+        (f"fit epoch, resnet56 on synthetic 32x32x3 ({n_images} images, batch {batch_size})",
          lambda: build_model("resnet56", input_shape=(32, 32, 3), classes=10),
-         cifar_x, cifar_y, 32),
+         cifar_x, cifar_y, batch_size),
     ]
     for group, builder, data_x, data_y, batch in cases:
         runners = {
@@ -196,7 +196,10 @@ def bench_end_to_end(quick, repeats):
             ),
         }
         times = compare(runners, repeats, warmup=1)
-        rows += [_row(group, name, t, times["Adam"], unit="s") for name, t in times.items()]
+        for name, t in times.items():
+            row = _row(group, name, t, times["Adam"], unit="s")
+            row["images_per_second"] = len(data_x) / statistics.median(t)
+            rows.append(row)
         keras.backend.clear_session()
     return rows
 
@@ -207,9 +210,13 @@ def format_table(rows):
         "|---|---|---|---|---|",
     ]
     for r in rows:
+        precision = 1 if r["unit"] == "ms" else 2
+        median = f"{r['median']:.{precision}f} {r['unit']}"
+        if "images_per_second" in r:
+            median += f" ({r['images_per_second']:.0f} images/s)"
         lines.append(
-            f"| {r['group']} | {r['name']} | {r['median']:.1f} {r['unit']} | "
-            f"{r['ratio']:.2f} | {r['min']:.1f} - {r['max']:.1f} |"
+            f"| {r['group']} | {r['name']} | {median} | {r['ratio']:.2f} | "
+            f"{r['min']:.{precision}f} - {r['max']:.{precision}f} |"
         )
     return "\n".join(lines)
 
@@ -233,27 +240,37 @@ def parse_args(argv=None):
     parser.add_argument("--optimizers", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--images", type=int, default=None,
+                        help="synthetic images per resnet56 epoch (default 512, quick 64)")
+    parser.add_argument("--batch-size", type=int, default=32, help="resnet56 batch size")
+    parser.add_argument("--mixed-precision", default=None,
+                        choices=["mixed_float16", "mixed_bfloat16"],
+                        help="global dtype policy for the end-to-end runs")
     parser.add_argument("--output", default="runs/benchmark.json")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    sizes = [int(s * 1e6) for s in (args.sizes or ([0.25, 1.0] if args.quick else [1.0, 15.0]))]
+    sizes = [int(s * 1e6) for s in (args.sizes or ([1.0] if args.quick else [1.0, 15.0]))]
     repeats = args.repeats or (3 if args.quick else 7)
     rows = bench_update_steps(sizes, args.optimizers, repeats)
     rows += bench_update_steps(sizes[-1:], ["ladam"], repeats, noises=("rademacher",))[1:]
     rows += bench_layer_langevin(sizes[-1], repeats)
     if not args.skip_end_to_end:
-        rows += bench_end_to_end(args.quick, max(2, repeats // 2))
+        if args.mixed_precision:
+            keras.mixed_precision.set_global_policy(args.mixed_precision)
+        rows += bench_end_to_end(args.quick, max(2, repeats // 2), args.images, args.batch_size)
     result = {
         "backend": keras.backend.backend(),
         "machine": machine_description(),
         "keras": keras.__version__,
         "argv": argv,
+        "mixed_precision": args.mixed_precision,
         "rows": rows,
     }
-    print(f"\nbackend {result['backend']} on {result['machine']}\n")
+    policy = f", end to end under {args.mixed_precision}" if args.mixed_precision else ""
+    print(f"\nbackend {result['backend']} on {result['machine']}{policy}\n")
     print(format_table(rows))
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as f:

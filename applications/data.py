@@ -57,6 +57,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from applications.digits import load_digits_arrays  # noqa: F401  (re-exported)
+
 #: Supported dataset names; ``"digits"`` is the default and needs no download.
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn_cropped")
 
@@ -96,7 +98,6 @@ CHANNEL_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "svhn_cropped": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
 }
 
-_DIGITS_SPLIT = {"test_size": 0.2, "random_state": 0}
 
 
 class DatasetNotAvailableError(RuntimeError):
@@ -241,23 +242,6 @@ def standard_augment(
 
 
 # --------------------------------------------------------------------------- sources
-
-
-def load_digits_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The fixed digits split: ``(x_train, y_train, x_test, y_test)``.
-
-    Images are ``float32`` of shape (n, 8, 8, 1) scaled to [0, 1]; labels int32.
-    """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    images = (digits.images.astype(np.float32) / 16.0)[..., None]
-    labels = digits.target.astype(np.int32)
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, stratify=labels, **_DIGITS_SPLIT
-    )
-    return x_train, y_train, x_test, y_test
 
 
 def _digits_stats() -> tuple[tuple[float, ...], tuple[float, ...]]:
