@@ -39,7 +39,8 @@ langevin_args_doc = """sigma: Float >= 0 or a `keras.optimizers.schedules.Learni
         jit_compile: Bool, TensorFlow only. Compiles the whole update of all variables into
             one XLA computation, even when the model's train step is not compiled (on CPU,
             Keras turns XLA off for the model). Defaults to `True`. Not used under a
-            `tf.distribute` strategy, where the update runs per replica as in Keras."""
+            `tf.distribute` strategy, where the update runs per replica as in Keras, nor when
+            no variable gets noise (`sigma=0`), where the update is Keras's, bit for bit."""
 
 
 def _validate_sigma(sigma):
@@ -174,9 +175,9 @@ class LangevinMixin:
         self.assign_add(variable, ops.multiply(scale, xi))
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        if not self._compiles_update(grads):
-            return super()._backend_update_step(grads, trainable_variables, learning_rate)
         indices = tuple(self._get_variable_index(v) for v in trainable_variables)
+        if not self._compiles_update(grads, indices):
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
         update = self._compiled_updates.functions.get(indices)
         if update is None:
             import tensorflow as tf
@@ -189,9 +190,11 @@ class LangevinMixin:
             self._compiled_updates.functions[indices] = update
         update(list(grads), ops.copy(learning_rate))  # a tensor: the value, not the variable
 
-    def _compiles_update(self, grads):
+    def _compiles_update(self, grads, indices):
         if not self.jit_compile or keras.backend.backend() != "tensorflow":
             return False
+        if not any(self._adds_noise(i) for i in indices):
+            return False  # no noise anywhere: exactly Keras's update, Keras's way
         import tensorflow as tf
 
         if tf.distribute.has_strategy():  # a real strategy: Keras updates each replica

@@ -1,4 +1,7 @@
-"""Property 1: sigma = 0 reproduces Keras's own optimizer, for every option combination."""
+"""Property 1: sigma = 0 reproduces Keras's own optimizer, for every option combination.
+
+The problems are random quadratics, so the gradients depend on the weights and any
+difference would feed back into the trajectory."""
 
 import numpy as np
 import pytest
@@ -50,11 +53,12 @@ def _curvature():
 
 
 def _max_relative_difference(a, b):
-    worst = 0.0
-    for step_a, step_b in zip(a, b):
-        for x, y in zip(step_a, step_b):
-            worst = max(worst, float(np.max(np.abs(x - y) / (np.abs(y) + 1e-6))))
-    return worst
+    """Largest ||x - y|| / ||y|| over steps and variables."""
+    return max(
+        float(np.linalg.norm(x - y) / np.linalg.norm(y))
+        for step_a, step_b in zip(a, b)
+        for x, y in zip(step_a, step_b)
+    )
 
 
 @pytest.mark.parametrize("cls,options", CASES)
@@ -65,14 +69,8 @@ def test_sigma_zero_is_keras(cls, options):
     theirs, _ = run(BASES[cls](learning_rate=lr, **options), grads, curvature=_curvature())
     # The trajectory moved, so the comparison is not vacuous.
     assert _max_relative_difference(theirs[-1:], theirs[:1]) > 1e-3
+    # With no noise the update is Keras's own: the required 1e-6, and in fact bit for bit.
     assert _max_relative_difference(ours, theirs) <= 1e-6
-
-
-@pytest.mark.parametrize("cls", list(OPTIONS))
-def test_sigma_zero_without_xla_is_bitwise_keras(cls):
-    grads = gradient_sequence(10)
-    ours, _ = run(cls(learning_rate=0.05, sigma=0.0, jit_compile=False), grads)
-    theirs, _ = run(BASES[cls](learning_rate=0.05), grads)
-    for a, b in zip(ours, theirs):
-        for x, y in zip(a, b):
+    for step_ours, step_theirs in zip(ours, theirs):
+        for x, y in zip(step_ours, step_theirs):
             np.testing.assert_array_equal(x, y)
