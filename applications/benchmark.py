@@ -23,9 +23,9 @@ import platform
 import statistics
 import time
 
+import keras
 import numpy as np
 
-import keras
 import keras_langevin as kl
 
 PAIRS = {

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from applications.digits import load_digits_arrays  # noqa: F401  (re-exported)
+from applications.digits import load_digits_arrays
 
 #: Supported dataset names; ``"digits"`` is the default and needs no download.
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn_cropped")

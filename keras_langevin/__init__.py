@@ -18,13 +18,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LSGD",
+    "LAdadelta",
     "LAdam",
     "LRMSprop",
-    "LAdadelta",
-    "LayerLSGD",
+    "LangevinMixin",
+    "LayerLAdadelta",
     "LayerLAdam",
     "LayerLRMSprop",
-    "LayerLAdadelta",
-    "LangevinMixin",
+    "LayerLSGD",
     "schedules",
 ]

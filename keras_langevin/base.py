@@ -148,11 +148,11 @@ class LangevinMixin:
 
     def _langevin_pre_update(self, variable, index):
         """Values needed by the preconditioner that the Keras update overwrites."""
-        return None
+        return
 
     def _langevin_preconditioner(self, variable, index, pre_update):
         """`P_t` after the Keras update (a tensor like `variable`), or None for `P_t = 1`."""
-        return None
+        return
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)

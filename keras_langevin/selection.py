@@ -40,9 +40,12 @@ def validate_selection(langevin_layers):
                 f"Received: langevin_layers={langevin_layers!r}"
             )
         return fraction
-    if isinstance(langevin_layers, (list, tuple)) and langevin_layers:
-        if all(isinstance(name, str) and name for name in langevin_layers):
-            return tuple(langevin_layers)
+    if (
+        isinstance(langevin_layers, (list, tuple))
+        and langevin_layers
+        and all(isinstance(name, str) and name for name in langevin_layers)
+    ):
+        return tuple(langevin_layers)
     raise TypeError(
         "Argument `langevin_layers` must be None, a float in (0, 1], a non-empty list of layer "
         "names or glob patterns, or a callable taking a variable. "

@@ -1,9 +1,9 @@
 """Shared test helpers: small problems with externally given gradients."""
 
+import keras
 import numpy as np
 from keras import ops
 
-import keras
 import keras_langevin as kl
 
 SHAPES = [(7, 5), (5,), (3, 3, 2, 4), (11,)]

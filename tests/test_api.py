@@ -2,10 +2,10 @@
 
 import math
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import keras_langevin as kl
 
 pytestmark = pytest.mark.multibackend

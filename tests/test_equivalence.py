@@ -5,9 +5,9 @@ difference would feed back into the trajectory."""
 
 import numpy as np
 import pytest
+from helpers import BASES, SHAPES, gradient_sequence, run
 
 import keras_langevin as kl
-from helpers import BASES, SHAPES, gradient_sequence, run
 
 pytestmark = pytest.mark.multibackend
 

@@ -2,12 +2,12 @@
 
 import math
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
 from scipy import special, stats
 
-import keras
 from keras_langevin import noise
 
 pytestmark = pytest.mark.multibackend

@@ -2,13 +2,13 @@
 
 import math
 
+import keras
 import numpy as np
 import pytest
+from helpers import make_variables, values
 from keras import ops
 
-import keras
 import keras_langevin as kl
-from helpers import make_variables, values
 
 pytestmark = pytest.mark.multibackend
 

@@ -2,9 +2,9 @@
 
 import math
 
+import keras
 import pytest
 
-import keras
 import keras_langevin as kl
 from keras_langevin import selection
 

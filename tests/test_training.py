@@ -1,10 +1,10 @@
 """Properties 4, 5 and 8 inside model.fit: fresh noise, exact resume, mixed precision."""
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
 
-import keras
 import keras_langevin as kl
 
 pytestmark = pytest.mark.multibackend
