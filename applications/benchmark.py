@@ -240,6 +240,8 @@ def parse_args(argv=None):
     parser.add_argument("--optimizers", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--skip-update-step", action="store_true",
+                        help="only the end-to-end measurements")
     parser.add_argument("--images", type=int, default=None,
                         help="synthetic images per resnet56 epoch (default 512, quick 64)")
     parser.add_argument("--batch-size", type=int, default=32, help="resnet56 batch size")
@@ -254,13 +256,16 @@ def main(argv=None):
     args = parse_args(argv)
     sizes = [int(s * 1e6) for s in (args.sizes or ([1.0] if args.quick else [1.0, 15.0]))]
     repeats = args.repeats or (3 if args.quick else 7)
-    rows = bench_update_steps(sizes, args.optimizers, repeats)
-    rows += bench_update_steps(sizes[-1:], ["ladam"], repeats, noises=("rademacher",))[1:]
-    rows += bench_layer_langevin(sizes[-1], repeats)
+    rows = []
+    if not args.skip_update_step:
+        rows += bench_update_steps(sizes, args.optimizers, repeats)
+        rows += bench_update_steps(sizes[-1:], ["ladam"], repeats, noises=("rademacher",))[1:]
+        rows += bench_layer_langevin(sizes[-1], repeats)
     if not args.skip_end_to_end:
         if args.mixed_precision:
             keras.mixed_precision.set_global_policy(args.mixed_precision)
-        rows += bench_end_to_end(args.quick, max(2, repeats // 2), args.images, args.batch_size)
+        e2e_repeats = args.repeats or (2 if args.quick else 5)
+        rows += bench_end_to_end(args.quick, e2e_repeats, args.images, args.batch_size)
     result = {
         "backend": keras.backend.backend(),
         "machine": machine_description(),
