@@ -259,7 +259,7 @@ def main(argv=None):
     rows = []
     if not args.skip_update_step:
         rows += bench_update_steps(sizes, args.optimizers, repeats)
-        rows += bench_update_steps(sizes[-1:], ["ladam"], repeats, noises=("rademacher",))[1:]
+        rows += bench_update_steps(sizes[-1:], ["ladam"], repeats, noises=("rademacher",))
         rows += bench_layer_langevin(sizes[-1], repeats)
     if not args.skip_end_to_end:
         if args.mixed_precision:
