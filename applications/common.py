@@ -54,34 +54,26 @@ def _model_name(value):
     )
 
 
-def _positive_int(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
+def _number_parser(convert, description, accept):
+    """An argparse `type` converting with `convert` and accepting values where `accept` holds."""
+
+    def parse(value):
+        try:
+            number = convert(value)
+        except ValueError:
+            number = None
+        if number is None or not accept(number):
+            raise argparse.ArgumentTypeError(f"expected {description}, got {value!r}")
+        return number
+
+    return parse
 
 
-def _non_negative_int(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}")
-    return number
-
-
-def _positive_float(value):
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-    if not np.isfinite(number) or number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return number
+_positive_int = _number_parser(int, "a positive integer", lambda n: n >= 1)
+_non_negative_int = _number_parser(int, "an integer >= 0", lambda n: n >= 0)
+_positive_float = _number_parser(
+    float, "a positive number", lambda x: bool(np.isfinite(x)) and x > 0
+)
 
 
 def _non_negative_float(value):

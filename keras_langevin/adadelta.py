@@ -26,10 +26,6 @@ class LAdadelta(LangevinMixin, keras.optimizers.Adadelta):
         rho: Float, decay of the moving averages. Defaults to `0.95`.
         epsilon: Float added inside the square roots. Defaults to `1e-7`.
         {{langevin_args}}
-        **kwargs: every base optimizer argument of Keras (`weight_decay`, `clipnorm`,
-            `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
-            `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps`,
-            `name`), with Keras's defaults.
     """
 
     def __init__(

@@ -27,10 +27,6 @@ class LAdam(LangevinMixin, keras.optimizers.Adam):
         epsilon: Float added to `sqrt(v_t)`. Defaults to `1e-7`.
         amsgrad: Bool, the AMSGrad variant. Defaults to `False`.
         {{langevin_args}}
-        **kwargs: every base optimizer argument of Keras (`weight_decay`, `clipnorm`,
-            `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
-            `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps`,
-            `name`), with Keras's defaults.
     """
 
     def __init__(

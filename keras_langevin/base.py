@@ -40,7 +40,11 @@ langevin_args_doc = """sigma: Float >= 0 or a `keras.optimizers.schedules.Learni
             one XLA computation, even when the model's train step is not compiled (on CPU,
             Keras turns XLA off for the model). Defaults to `True`. Not used under a
             `tf.distribute` strategy, where the update runs per replica as in Keras, nor when
-            no variable gets noise (`sigma=0`), where the update is Keras's, bit for bit."""
+            no variable gets noise (`sigma=0`), where the update is Keras's, bit for bit.
+        **kwargs: every base optimizer argument of Keras (`weight_decay`, `clipnorm`,
+            `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
+            `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps`,
+            `name`), with Keras's defaults."""
 
 
 def _validate_sigma(sigma):

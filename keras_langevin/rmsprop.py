@@ -28,10 +28,6 @@ class LRMSprop(LangevinMixin, keras.optimizers.RMSprop):
         centered: Bool, normalise by the variance instead of the second moment.
             Defaults to `False`.
         {{langevin_args}}
-        **kwargs: every base optimizer argument of Keras (`weight_decay`, `clipnorm`,
-            `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
-            `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps`,
-            `name`), with Keras's defaults.
     """
 
     def __init__(

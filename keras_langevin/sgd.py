@@ -24,10 +24,6 @@ class LSGD(LangevinMixin, keras.optimizers.SGD):
         momentum: Float >= 0, as in `keras.optimizers.SGD`. Defaults to `0.0`.
         nesterov: Bool, as in `keras.optimizers.SGD`. Defaults to `False`.
         {{langevin_args}}
-        **kwargs: every base optimizer argument of Keras (`weight_decay`, `clipnorm`,
-            `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
-            `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps`,
-            `name`), with Keras's defaults.
     """
 
     def __init__(
