@@ -39,8 +39,9 @@ langevin_args_doc = """sigma: Float >= 0 or a `keras.optimizers.schedules.Learni
         jit_compile: Bool, TensorFlow only. Compiles the whole update of all variables into
             one XLA computation, even when the model's train step is not compiled (on CPU,
             Keras turns XLA off for the model). Defaults to `True`. Not used under a
-            `tf.distribute` strategy, where the update runs per replica as in Keras, nor when
-            no variable gets noise (`sigma=0`), where the update is Keras's, bit for bit.
+            `tf.distribute` strategy, where the update runs per replica as in Keras. Variables
+            without noise (all of them when `sigma=0`) are always updated by Keras's own
+            path, bit for bit.
         **kwargs: every base optimizer argument of Keras (`weight_decay`, `clipnorm`,
             `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
             `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps`,
@@ -179,26 +180,35 @@ class LangevinMixin:
         self.assign_add(variable, ops.multiply(scale, xi))
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        indices = tuple(self._get_variable_index(v) for v in trainable_variables)
-        if not self._compiles_update(grads, indices):
+        # On TensorFlow the noisy variables are updated by one XLA computation; the others go
+        # through Keras's own path, so their update is Keras's bit for bit.
+        indices = [self._get_variable_index(v) for v in trainable_variables]
+        noisy = [k for k, i in enumerate(indices) if self._adds_noise(i)]
+        if not noisy or not self._compiles_update(grads):
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        update = self._compiled_updates.functions.get(indices)
+        noisy_set = set(noisy)
+        plain = [k for k in range(len(indices)) if k not in noisy_set]
+        if plain:
+            super()._backend_update_step(
+                [grads[k] for k in plain], [trainable_variables[k] for k in plain], learning_rate
+            )
+        noisy_indices = tuple(indices[k] for k in noisy)
+        update = self._compiled_updates.functions.get(noisy_indices)
         if update is None:
             import tensorflow as tf
 
             def update_all(grads, learning_rate):
-                for grad, index in zip(grads, indices):
+                for grad, index in zip(grads, noisy_indices):
                     self.update_step(grad, self._trainable_variables[index], learning_rate)
 
             update = tf.function(update_all, jit_compile=True, autograph=False)
-            self._compiled_updates.functions[indices] = update
-        update(list(grads), ops.copy(learning_rate))  # a tensor: the value, not the variable
+            self._compiled_updates.functions[noisy_indices] = update
+        # The learning rate as a tensor (its value), not the variable.
+        update([grads[k] for k in noisy], ops.copy(learning_rate))
 
-    def _compiles_update(self, grads, indices):
+    def _compiles_update(self, grads):
         if not self.jit_compile or keras.backend.backend() != "tensorflow":
             return False
-        if not any(self._adds_noise(i) for i in indices):
-            return False  # no noise anywhere: exactly Keras's update, Keras's way
         import tensorflow as tf
 
         if tf.distribute.has_strategy():  # a real strategy: Keras updates each replica
