@@ -33,6 +33,12 @@ def _channel_axis():
     return -1 if keras.backend.image_data_format() == "channels_last" else 1
 
 
+def _bn_relu(x, bn_name, relu_name):
+    """Batch normalization then ReLU, the pair every block here uses."""
+    x = layers.BatchNormalization(axis=_channel_axis(), epsilon=BN_EPSILON, name=bn_name)(x)
+    return layers.Activation("relu", name=relu_name)(x)
+
+
 def _check_positive_int(argument, value, minimum=1):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(
@@ -191,8 +197,7 @@ def basic_block(
         kernel_initializer=kernel_initializer,
         name=f"{name}_conv1",
     )(x)
-    x = layers.BatchNormalization(axis=channel_axis, epsilon=BN_EPSILON, name=f"{name}_bn1")(x)
-    x = layers.Activation("relu", name=f"{name}_relu1")(x)
+    x = _bn_relu(x, f"{name}_bn1", f"{name}_relu1")
     x = layers.Conv2D(
         filters,
         3,
@@ -254,7 +259,6 @@ def cifar_resnet(
         )
     if name is None:
         name = f"resnet{2 * sum(blocks_per_stage) + 2}"
-    channel_axis = _channel_axis()
 
     inputs = layers.Input(shape=input_shape, name="image")
     x = layers.Conv2D(
@@ -265,8 +269,7 @@ def cifar_resnet(
         kernel_initializer=kernel_initializer,
         name="stem_conv",
     )(inputs)
-    x = layers.BatchNormalization(axis=channel_axis, epsilon=BN_EPSILON, name="stem_bn")(x)
-    x = layers.Activation("relu", name="stem_relu")(x)
+    x = _bn_relu(x, "stem_bn", "stem_relu")
     for stage, blocks in enumerate(blocks_per_stage):
         filters = base_filters * 2**stage
         for block in range(blocks):
@@ -307,10 +310,7 @@ def preact_bottleneck_block(x, width, stride=1, kernel_initializer="he_normal", 
     """
     channel_axis = _channel_axis()
     out_channels = 4 * width
-    preact = layers.BatchNormalization(
-        axis=channel_axis, epsilon=BN_EPSILON, name=f"{name}_preact_bn"
-    )(x)
-    preact = layers.Activation("relu", name=f"{name}_preact_relu")(preact)
+    preact = _bn_relu(x, f"{name}_preact_bn", f"{name}_preact_relu")
     if stride != 1 or x.shape[channel_axis] != out_channels:
         residual = layers.Conv2D(
             out_channels,
@@ -326,8 +326,7 @@ def preact_bottleneck_block(x, width, stride=1, kernel_initializer="he_normal", 
     x = layers.Conv2D(
         width, 1, use_bias=False, kernel_initializer=kernel_initializer, name=f"{name}_conv1"
     )(preact)
-    x = layers.BatchNormalization(axis=channel_axis, epsilon=BN_EPSILON, name=f"{name}_bn1")(x)
-    x = layers.Activation("relu", name=f"{name}_relu1")(x)
+    x = _bn_relu(x, f"{name}_bn1", f"{name}_relu1")
     x = layers.Conv2D(
         width,
         3,
@@ -337,8 +336,7 @@ def preact_bottleneck_block(x, width, stride=1, kernel_initializer="he_normal", 
         kernel_initializer=kernel_initializer,
         name=f"{name}_conv2",
     )(x)
-    x = layers.BatchNormalization(axis=channel_axis, epsilon=BN_EPSILON, name=f"{name}_bn2")(x)
-    x = layers.Activation("relu", name=f"{name}_relu2")(x)
+    x = _bn_relu(x, f"{name}_bn2", f"{name}_relu2")
     x = layers.Conv2D(
         out_channels,
         1,
@@ -393,7 +391,6 @@ def preact_resnet(
     _check_positive_int("classes", classes)
     if name is None:
         name = f"preact-resnet{3 * sum(blocks_per_stage) + 2}"
-    channel_axis = _channel_axis()
 
     inputs = layers.Input(shape=input_shape, name="image")
     x = layers.Conv2D(
@@ -414,8 +411,7 @@ def preact_resnet(
                 kernel_initializer=kernel_initializer,
                 name=f"stage{stage + 1}_block{block + 1}",
             )
-    x = layers.BatchNormalization(axis=channel_axis, epsilon=BN_EPSILON, name="post_bn")(x)
-    x = layers.Activation("relu", name="post_relu")(x)
+    x = _bn_relu(x, "post_bn", "post_relu")
     outputs = _classifier_head(x, classes, classifier_activation)
     return keras.Model(inputs, outputs, name=name)
 
@@ -445,10 +441,7 @@ def dense_layer(x, growth_rate, bottleneck=False, kernel_initializer="he_normal"
     channel_axis = _channel_axis()
     y = x
     if bottleneck:
-        y = layers.BatchNormalization(
-            axis=channel_axis, epsilon=BN_EPSILON, name=f"{name}_bottleneck_bn"
-        )(y)
-        y = layers.Activation("relu", name=f"{name}_bottleneck_relu")(y)
+        y = _bn_relu(y, f"{name}_bottleneck_bn", f"{name}_bottleneck_relu")
         y = layers.Conv2D(
             4 * growth_rate,
             1,
@@ -456,8 +449,7 @@ def dense_layer(x, growth_rate, bottleneck=False, kernel_initializer="he_normal"
             kernel_initializer=kernel_initializer,
             name=f"{name}_bottleneck_conv",
         )(y)
-    y = layers.BatchNormalization(axis=channel_axis, epsilon=BN_EPSILON, name=f"{name}_bn")(y)
-    y = layers.Activation("relu", name=f"{name}_relu")(y)
+    y = _bn_relu(y, f"{name}_bn", f"{name}_relu")
     y = layers.Conv2D(
         growth_rate,
         3,
@@ -486,8 +478,7 @@ def transition_layer(x, compression=1.0, kernel_initializer="he_normal", name=No
     """
     channel_axis = _channel_axis()
     channels = max(1, int(x.shape[channel_axis] * compression))
-    x = layers.BatchNormalization(axis=channel_axis, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
-    x = layers.Activation("relu", name=f"{name}_relu")(x)
+    x = _bn_relu(x, f"{name}_bn", f"{name}_relu")
     x = layers.Conv2D(
         channels, 1, use_bias=False, kernel_initializer=kernel_initializer, name=f"{name}_conv"
     )(x)
@@ -572,7 +563,6 @@ def densenet(
         raise ValueError(f"`compression` must be in (0, 1]; received compression={compression!r}")
     if name is None:
         name = f"densenet-bc-{implied_depth}" if bottleneck else f"densenet{implied_depth}"
-    channel_axis = _channel_axis()
 
     inputs = layers.Input(shape=input_shape, name="image")
     x = layers.Conv2D(
@@ -599,8 +589,7 @@ def densenet(
                 kernel_initializer=kernel_initializer,
                 name=f"transition{block + 1}",
             )
-    x = layers.BatchNormalization(axis=channel_axis, epsilon=BN_EPSILON, name="post_bn")(x)
-    x = layers.Activation("relu", name="post_relu")(x)
+    x = _bn_relu(x, "post_bn", "post_relu")
     outputs = _classifier_head(x, classes, classifier_activation)
     return keras.Model(inputs, outputs, name=name)
 
