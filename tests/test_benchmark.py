@@ -2,6 +2,9 @@
 
 import json
 
+import numpy as np
+import pytest
+
 from applications import benchmark
 
 
@@ -13,16 +16,76 @@ def test_conv_kernel_shapes_hold_about_the_target():
 
 def test_quick_run_writes_rows_for_every_pair(tmp_path):
     output = tmp_path / "bench.json"
-    result = benchmark.main(["--quick", "--sizes", "0.05", "--repeats", "1",
-                             "--skip-end-to-end", "--output", str(output)])
+    result = benchmark.main(
+        [
+            "--quick",
+            "--sizes",
+            "0.05",
+            "--repeats",
+            "1",
+            "--skip-end-to-end",
+            "--output",
+            str(output),
+        ]
+    )
     saved = json.loads(output.read_text())
     assert saved["rows"] == result["rows"]
     names = {row["name"] for row in saved["rows"]}
-    assert {"SGD", "LSGD", "Adam", "LAdam", "RMSprop", "LRMSprop", "Adadelta", "LAdadelta",
-            "LAdam (rademacher)", "LAdam layers=0.3"} <= names
+    assert {
+        "SGD",
+        "LSGD",
+        "Adam",
+        "LAdam",
+        "RMSprop",
+        "LRMSprop",
+        "Adadelta",
+        "LAdadelta",
+        "LAdam (rademacher)",
+        "LAdam layers=0.3",
+    } <= names
     for row in saved["rows"]:
         assert row["median"] > 0 and row["min"] <= row["median"] <= row["max"]
         if row["name"] in ("SGD", "Adam", "RMSprop", "Adadelta"):
             assert row["ratio"] == 1.0
     layer = next(r for r in saved["rows"] if r["name"] == "LAdam layers=0.3")
     assert "extra_cost_vs_full" in layer
+
+
+def test_ratio_pairs_each_repeat_with_the_base_of_the_same_repeat():
+    # A drift that doubles both times in the second half leaves every paired ratio at 1.5.
+    base = [1.0, 1.0, 1.0, 2.0, 2.0]
+    langevin = [1.5, 1.5, 1.5, 3.0, 3.0]
+    row = benchmark._row("g", "L", langevin, base, unit="s")
+    assert row["ratio"] == 1.5
+    assert row["ratio_of_medians"] == 1.5
+    skewed = benchmark._row("g", "L", [1.5, 1.5, 3.0, 3.0, 3.0], base, unit="s")
+    assert skewed["ratio"] == 1.5 and skewed["ratio_of_medians"] == 3.0
+    scalar = benchmark._row("g", "share", [0.002, 0.004, 0.003], 0.01)
+    assert abs(scalar["ratio"] - 0.3) < 1e-12 and scalar["median"] == 3.0
+
+
+@pytest.mark.multibackend
+def test_step_bounds_measure_the_update_and_the_generator_on_the_model_variables():
+    from applications.models import build_model
+
+    model = build_model("mlp-3", input_shape=(8,), classes=3, width=4)
+    fit_times = {"Adam": [0.10, 0.12], "LAdam": [0.11, 0.14]}
+    rows = benchmark._step_bounds(
+        "mlp-3", model, fit_times, steps=10, repeats=1, jit_compile="auto"
+    )
+    assert [r["name"] for r in rows] == [
+        "Adam update alone",
+        "LAdam update alone",
+        "Gaussian generator alone",
+    ]
+    for row in rows:
+        # The share of Adam's fit step (median 0.11 s / 10 steps = 11 ms).
+        assert abs(row["ratio"] - row["median"] / 11.0) < 1e-9
+        assert row["min"] <= row["median"] <= row["max"]
+    assert "LAdam adds 1.5 ms" in rows[0]["group"]
+
+
+@pytest.mark.multibackend
+def test_generator_runner_draws_finite_noise():
+    fn, block = benchmark._generator_runner([(3, 4), (5,)])
+    assert np.isfinite(float(np.asarray(block(fn()))))
