@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 import keras
@@ -420,7 +421,7 @@ def main(argv=None):
         "backend": keras.backend.backend(),
         "machine": machine_description(),
         "keras": keras.__version__,
-        "argv": argv,
+        "argv": sys.argv[1:] if argv is None else argv,
         "mixed_precision": args.mixed_precision,
         "jit_compile": args.jit_compile,
         "rows": rows,

@@ -65,13 +65,14 @@ def test_ratio_pairs_each_repeat_with_the_base_of_the_same_repeat():
 
 
 @pytest.mark.multibackend
-def test_step_bounds_measure_the_update_and_the_generator_on_the_model_variables():
+@pytest.mark.parametrize("jit_compile", ["auto", True])
+def test_step_bounds_measure_the_update_and_the_generator_on_the_model_variables(jit_compile):
     from applications.models import build_model
 
     model = build_model("mlp-3", input_shape=(8,), classes=3, width=4)
     fit_times = {"Adam": [0.10, 0.12], "LAdam": [0.11, 0.14]}
     rows = benchmark._step_bounds(
-        "mlp-3", model, fit_times, steps=10, repeats=1, jit_compile="auto"
+        "mlp-3", model, fit_times, steps=10, repeats=1, jit_compile=jit_compile
     )
     assert [r["name"] for r in rows] == [
         "Adam update alone",
