@@ -1,7 +1,8 @@
 """Cost of the Langevin term, measured side by side with the base Keras optimizer.
 
-    python -m applications.benchmark            # full run (a few minutes on 2 CPU cores)
-    python -m applications.benchmark --quick    # under a minute
+    python -m applications.benchmark                      # full run (about 12 minutes on 2 CPU cores)
+    python -m applications.benchmark --skip-update-step   # end to end only
+    python -m applications.benchmark --quick              # small sizes, few repeats (5 minutes)
 
 Three measurements, each alternating base and Langevin optimizer in one process and repeating:
 
