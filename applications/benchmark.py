@@ -34,12 +34,12 @@ import keras
 import numpy as np
 
 import keras_langevin as kl
+from applications import optimizers as optimizers_lib
 
+# "l<base>": (Langevin class, its Keras base class).
 PAIRS = {
-    "lsgd": (kl.LSGD, keras.optimizers.SGD),
-    "ladam": (kl.LAdam, keras.optimizers.Adam),
-    "lrmsprop": (kl.LRMSprop, keras.optimizers.RMSprop),
-    "ladadelta": (kl.LAdadelta, keras.optimizers.Adadelta),
+    f"l{base}": (optimizers_lib.LANGEVIN_CLASSES[base], optimizers_lib.KERAS_CLASSES[base])
+    for base in optimizers_lib.BASES
 }
 
 

@@ -14,24 +14,28 @@ The paper's schedules (from the author's experiment script), with T the number o
 import keras
 
 import keras_langevin as kl
+from keras_langevin.layer import PAPER_LAYER_FRACTION
 
 BASES = ("sgd", "adam", "rmsprop", "adadelta")
-OPTIMIZERS = tuple(
-    name for base in BASES for name in (base, f"l{base}", f"layer-l{base}")
-)
+OPTIMIZERS = tuple(name for base in BASES for name in (base, f"l{base}", f"layer-l{base}"))
 
-_KERAS = {
+# Each base name's Keras optimizer and its Langevin class.
+KERAS_CLASSES = {
     "sgd": keras.optimizers.SGD,
     "adam": keras.optimizers.Adam,
     "rmsprop": keras.optimizers.RMSprop,
     "adadelta": keras.optimizers.Adadelta,
 }
-_LANGEVIN = {"sgd": kl.LSGD, "adam": kl.LAdam, "rmsprop": kl.LRMSprop, "adadelta": kl.LAdadelta}
+LANGEVIN_CLASSES = {
+    "sgd": kl.LSGD,
+    "adam": kl.LAdam,
+    "rmsprop": kl.LRMSprop,
+    "adadelta": kl.LAdadelta,
+}
 
 # The paper's initial values: lr 5e-3 and sigma 5e-3, except Adadelta (lr 0.1, sigma 5e-2).
 PAPER_LR = {"sgd": 5e-3, "adam": 5e-3, "rmsprop": 5e-3, "adadelta": 0.1}
 PAPER_SIGMA = {"sgd": 5e-3, "adam": 5e-3, "rmsprop": 5e-3, "adadelta": 5e-2}
-PAPER_LAYER_FRACTION = 0.3
 LR_SCHEDULES = ("inverse-time", "constant")
 SIGMA_SCHEDULES = ("log", "constant")
 
@@ -96,12 +100,12 @@ def make_optimizer(
             lr, decay_steps=decay_steps, decay_rate=1.0
         )
     if kind == "plain":
-        return _KERAS[base](learning_rate=learning_rate)
+        return KERAS_CLASSES[base](learning_rate=learning_rate)
     sigma = PAPER_SIGMA[base] if sigma is None else float(sigma)
     noise_level = sigma
     if sigma_schedule == "log":
         noise_level = kl.schedules.LogAnnealing(sigma, decay=1.0 / decay_steps)
-    return _LANGEVIN[base](
+    return LANGEVIN_CLASSES[base](
         learning_rate=learning_rate,
         sigma=noise_level,
         langevin_layers=langevin_layers if kind == "layer" else None,
