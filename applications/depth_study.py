@@ -46,6 +46,7 @@ import argparse
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -57,6 +58,7 @@ from collections import defaultdict
 import keras
 import numpy as np
 
+from applications import common
 from applications.optimizers import (
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -601,34 +603,13 @@ class Trainer:
 # ------------------------------------------------------------------------------ files
 
 
-def atomic_write(path, write):
-    """Calls ``write(file)`` on a temporary file next to `path`, then renames it over `path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_json(path, value):
-    atomic_write(path, lambda handle: json.dump(value, handle, indent=1, sort_keys=True))
-
-
 def write_csv(path, rows):
-    def write(handle):
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({field: row[field] for field in CSV_FIELDS})
-
-    atomic_write(path, write)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({field: row[field] for field in CSV_FIELDS})
+    common.write_text(path, buffer.getvalue())
 
 
 def append_csv_row(path, row):
@@ -715,7 +696,7 @@ def check_config(output, config):
                 "or the same settings to resume it"
             )
     else:
-        atomic_json(path, config)
+        common.write_json(path, config)
 
 
 def load_state(output, epochs):
@@ -750,7 +731,7 @@ def load_state(output, epochs):
     if forgotten:
         for key in forgotten:
             del state["runs"][key]
-        atomic_json(json_path, state)
+        common.write_json(json_path, state)
     dropped = len(rows) - len(kept)
     if dropped:
         print(f"Resume: dropped {dropped} row(s) of interrupted runs from {csv_path}")
@@ -1085,7 +1066,7 @@ def main(argv=None):
             "final_val_accuracy": last["val_accuracy"],
             "seconds": round(seconds, 3),
         }
-        atomic_json(paths["completed"], state)
+        common.write_json(paths["completed"], state)
         executed.append(spec.key)
         run_seconds.append(seconds)
         remaining = len(todo) - len(executed)
@@ -1156,7 +1137,7 @@ def main(argv=None):
         if interrupted:
             entry["interrupted"] = True
         state["invocations"].append(entry)
-        atomic_json(paths["completed"], state)
+        common.write_json(paths["completed"], state)
         return wall
 
     try:
@@ -1172,7 +1153,7 @@ def main(argv=None):
 
     summary = summarize(rows, args)
     markdown = results_markdown(summary, args, len(planned), done, wall, total_wall, compute)
-    atomic_write(paths["results"], lambda handle: handle.write(markdown))
+    common.write_text(paths["results"], markdown)
     plot_gain_vs_depth(summary, args, paths["plot"])
     if args.sigma_sweep:
         paths["sweep_plot"] = os.path.join(args.output, SWEEP_PNG)
