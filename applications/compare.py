@@ -8,32 +8,33 @@
 For every seed the model is built and initialised once and its initial weights are saved to
 `initial_weights/seed<k>.weights.h5`; each optimizer's run loads that checkpoint, as in the
 paper, so the optimizers of a seed start from the same point. They also see the same batches
-in the same order (the data stream depends on the seed only). Outputs, in `--output`:
+in the same order (the data stream depends on the seed only). Every run is a resumable run of
+the run engine in `runs/<optimizer>-seed<k>/` (log, TensorBoard, backup, model, summary): run
+the same command again after an interruption and it continues where it stopped, skipping the
+finished runs. Outputs, in `--output`:
 
-    results.csv    every epoch of every run: seed, optimizer, epoch, loss, accuracy,
-                   val_loss, val_accuracy, lr, sigma (val_* is the test split)
+    results.csv    every epoch (numbered from 1) of every run: seed, optimizer, epoch, loss,
+                   accuracy, val_loss, val_accuracy, lr, sigma (val_* is the test split)
     results.md     per optimizer, mean +- standard deviation over seeds of the final and
                    best test accuracy and of the final training loss
+    runs/          the runs
     curves.png     test accuracy (and training loss) against epochs, one line per
                    optimizer: mean over seeds with a +-1 standard deviation band
 """
 
 import argparse
-import csv
-import io
 import os
 import sys
 import time
 
 import numpy as np
 
-from applications import common
-from applications import data as data_lib
+from applications import cli, engine, files
 
 DEFAULTS = {
     "model": "cnn-8",
-    "optimizers": "adam,ladam,layer-ladam",
-    "seeds": "0,1",
+    "optimizers": ("adam", "ladam", "layer-ladam"),
+    "seeds": (0, 1),
     "epochs": 5,
     "batch_size": 64,
     "verbose": 0,
@@ -47,17 +48,7 @@ QUICK = {
     "test_take": 128,
 }
 
-COLUMNS = (
-    "seed",
-    "optimizer",
-    "epoch",
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "lr",
-    "sigma",
-)
+COLUMNS = ("seed", "optimizer", *engine.LOG_FIELDS)
 
 
 def build_parser(defaults=DEFAULTS):
@@ -65,24 +56,10 @@ def build_parser(defaults=DEFAULTS):
         prog="python -m applications.compare",
         description="Train several optimizers from the same initial weights for several seeds; "
         "write every epoch to a CSV, a markdown table of mean +- std, and a plot.",
-        formatter_class=common.HelpFormatter,
+        formatter_class=cli.HelpFormatter,
     )
-    parser.add_argument(
-        "--optimizers",
-        type=common.parse_optimizer_list,
-        default=common.parse_optimizer_list(defaults["optimizers"]),
-        help="comma-separated optimizer names (sgd, lsgd, layer-lsgd, adam, ladam, ..., "
-        "layer-ladadelta)",
-    )
-    parser.add_argument(
-        "--seeds",
-        type=common.parse_seed_list,
-        default=common.parse_seed_list(defaults["seeds"]),
-        help="comma-separated seeds; each gives its own initial weights, data order and noise",
-    )
-    parser.add_argument(
-        "--epochs", type=common._positive_int, default=defaults["epochs"], help="epochs per run"
-    )
+    cli.add_seeds_argument(parser, defaults["seeds"])
+    parser.add_argument("--epochs", type=cli.positive_int, default=defaults["epochs"])
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -90,93 +67,30 @@ def build_parser(defaults=DEFAULTS):
         + ", ".join(f"--{key.replace('_', '-')} {value}" for key, value in QUICK.items())
         + " (flags given explicitly still apply)",
     )
-    common.add_common_arguments(parser, defaults)
+    cli.add_model_data_arguments(parser, defaults)
+    cli.add_optimizer_arguments(parser, defaults, several=True)
+    cli.add_execution_arguments(parser, defaults)
     parser.add_argument(
-        "--output",
-        default=None,
-        help="output directory (default: runs/compare-<model>-<dataset>)",
+        "--output", default=None, help="output directory (default: runs/compare-<model>-<dataset>)"
     )
     return parser
 
 
 def parse_args(argv=None):
-    """Parses the arguments; `--quick` replaces the defaults by `QUICK`."""
+    """Parses and checks the arguments; `--quick` replaces the defaults by `QUICK`."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--quick", action="store_true")
     known, _ = pre.parse_known_args(argv)
     parser = build_parser({**DEFAULTS, **QUICK} if known.quick else DEFAULTS)
-    return parser, parser.parse_args(argv)
-
-
-# ----------------------------------------------------------------------------- training
-
-
-def save_initial_weights(args, seed, path):
-    """Builds the model for `seed` once and saves its initial weights to `path`."""
-    import keras
-
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    dataset = common.load_data(args, seed)
-    model = common.build_model(args, dataset)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    model.save_weights(path, overwrite=True)
-    return model.count_params()
-
-
-def train_one(args, seed, optimizer_name, initial_weights):
-    """One run: the model of `seed` from `initial_weights`, trained with `optimizer_name`.
-
-    Returns the rows (dicts with `COLUMNS`) of its epochs.
-    """
-    import keras
-
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    dataset = common.load_data(args, seed)
-    model = common.build_model(args, dataset)
-    model.load_weights(initial_weights)
-    optimizer = common.build_optimizer(args, optimizer_name, dataset.steps_per_epoch, seed)
-    common.compile_model(model, optimizer, dataset)
-    callbacks = [common.EpochInfo()]
-    if args.verbose:
-        callbacks.append(keras.callbacks.ProgbarLogger())
-    history = model.fit(
-        common.training_stream(dataset),
-        epochs=args.epochs,
-        steps_per_epoch=dataset.steps_per_epoch,
-        validation_data=dataset.test,
-        callbacks=callbacks,
-        verbose=args.verbose,
-        shuffle=False,
-    )
-    logs = history.history
-    return [
-        {
-            "seed": seed,
-            "optimizer": optimizer_name,
-            "epoch": epoch,
-            **{key: float(logs[key][epoch]) for key in COLUMNS[3:]},
-        }
-        for epoch in range(len(logs["loss"]))
-    ]
+    args = parser.parse_args(argv)
+    cli.check_optimizer_flags(parser, args, args.optimizers)
+    args.seeds = cli.seeds_of(args)
+    if not args.seeds:
+        parser.error("--seeds: a count must be >= 1 (write '0,' for the seed 0 alone)")
+    return parser, args
 
 
 # ----------------------------------------------------------------------------- reporting
-
-
-def write_csv(path, rows):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    common.write_text(path, buffer.getvalue())
-
-
-def _mean_std(values):
-    values = np.asarray(values, dtype=np.float64)
-    std = values.std(ddof=1) if values.size > 1 else 0.0
-    return float(values.mean()), float(std)
 
 
 def aggregate(rows, optimizers):
@@ -187,19 +101,16 @@ def aggregate(rows, optimizers):
         for row in rows:
             if row["optimizer"] == name:
                 per_seed.setdefault(row["seed"], []).append(row)
-        finals, bests, losses = [], [], []
-        for seed_rows in per_seed.values():
-            seed_rows = sorted(seed_rows, key=lambda row: row["epoch"])
-            finals.append(seed_rows[-1]["val_accuracy"])
-            bests.append(max(row["val_accuracy"] for row in seed_rows))
-            losses.append(seed_rows[-1]["loss"])
-        if per_seed:
-            results[name] = {
-                "runs": len(per_seed),
-                "final_test_accuracy": _mean_std(finals),
-                "best_test_accuracy": _mean_std(bests),
-                "final_train_loss": _mean_std(losses),
-            }
+        if not per_seed:
+            continue
+        runs = [sorted(seed_rows, key=lambda row: row["epoch"]) for seed_rows in per_seed.values()]
+        results[name] = {"runs": len(runs)}
+        for key, values in (
+            ("final_test_accuracy", [run[-1]["val_accuracy"] for run in runs]),
+            ("best_test_accuracy", [max(row["val_accuracy"] for row in run) for run in runs]),
+            ("final_train_loss", [run[-1]["loss"] for run in runs]),
+        ):
+            results[name][key] = engine.mean_std(values)[:2]
     return results
 
 
@@ -221,7 +132,7 @@ def markdown_table(results, args, parameters):
     ]
     for name, result in results.items():
         cells = [
-            "{:.4f} ± {:.4f}".format(*result[key])
+            f"{result[key][0]:.4f}" + (f" ± {result[key][1]:.4f}" if result["runs"] > 1 else "")
             for key in ("final_test_accuracy", "best_test_accuracy", "final_train_loss")
         ]
         lines.append(f"| {name} | {result['runs']} | " + " | ".join(cells) + " |")
@@ -245,13 +156,12 @@ def plot_curves(path, rows, optimizers, title):
         if not runs:
             continue
         epochs = sorted(set.intersection(*(set(run) for run in runs.values())))
-        x = np.asarray(epochs) + 1
         for ax, key in ((ax_acc, "val_accuracy"), (ax_loss, "loss")):
             values = np.array([[run[e][key] for e in epochs] for run in runs.values()])
             mean = values.mean(axis=0)
             std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
-            (line,) = ax.plot(x, mean, marker="o", markersize=3, label=name)
-            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            (line,) = ax.plot(epochs, mean, marker="o", markersize=3, label=name)
+            ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     ax_acc.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy")
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="Training loss", yscale="log")
     for ax in (ax_acc, ax_loss):
@@ -260,11 +170,8 @@ def plot_curves(path, rows, optimizers, title):
         ax.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.png")
-    figure.savefig(tmp, dpi=120)
+    files.save_figure_atomic(figure, path)
     plt.close(figure)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- main
@@ -278,34 +185,42 @@ def main(argv=None):
         "table": os.path.join(output, "results.md"),
         "plot": os.path.join(output, "curves.png"),
         "initial_weights": os.path.join(output, "initial_weights"),
+        "runs": os.path.join(output, "runs"),
     }
     started = time.time()
-    rows = []
-    parameters = 0
-    with common.precision(args.mixed_precision):
-        for seed in args.seeds:
-            initial = os.path.join(paths["initial_weights"], f"seed{seed}.weights.h5")
+    rows, parameters = [], 0
+    try:
+        configs = [engine.RunConfig.from_args(args, optimizer=name) for name in args.optimizers]
+        engine.check_configs(configs)
+    except engine.UsageError as error:
+        parser.error(str(error))
+    for seed in args.seeds:
+        for name in args.optimizers:
+            config = engine.RunConfig.from_args(args, optimizer=name, seed=seed)
             try:
-                parameters = save_initial_weights(args, seed, initial)
-            except (ValueError, TypeError, data_lib.DatasetNotAvailableError) as err:
-                parser.error(str(err))
-            for name in args.optimizers:
-                run_started = time.time()
-                run_rows = train_one(args, seed, name, initial)
-                rows.extend(run_rows)
-                write_csv(paths["csv"], rows)  # partial results survive an interruption
-                last = run_rows[-1]
-                best = max(row["val_accuracy"] for row in run_rows)
-                print(
-                    f"seed {seed} {name:16s} test accuracy {last['val_accuracy']:.4f} "
-                    f"(best {best:.4f}), train loss {last['loss']:.4f}, "
-                    f"{time.time() - run_started:.1f} s",
-                    flush=True,
+                initial = engine.save_initial_weights(
+                    config, os.path.join(paths["initial_weights"], f"seed{seed}.weights.h5")
                 )
-
+                summary, run_rows = engine.run(
+                    config,
+                    os.path.join(paths["runs"], f"{name}-seed{seed}"),
+                    initial_weights=initial,
+                    verbose=args.verbose,
+                )
+            except engine.UsageError as error:
+                parser.error(str(error))
+            parameters = summary["parameters"]
+            rows += [{"seed": seed, "optimizer": name, **row} for row in run_rows]
+            files.write_csv(paths["csv"], COLUMNS, rows)  # partial results survive a stop
+            print(
+                f"seed {seed} {name:16s} test accuracy {summary['final_test_accuracy']:.4f} "
+                f"(best {summary['best_test_accuracy']:.4f}), train loss "
+                f"{summary['final_train_loss']:.4f}, {summary['wall_time_s']:.1f} s",
+                flush=True,
+            )
     results = aggregate(rows, args.optimizers)
     table = markdown_table(results, args, parameters)
-    common.write_text(paths["table"], table)
+    files.write_text(paths["table"], table)
     plot_curves(paths["plot"], rows, args.optimizers, f"{args.model} on {args.dataset}")
     sys.stdout.write("\n" + table + "\n")
     print(
@@ -313,8 +228,8 @@ def main(argv=None):
         f"{time.time() - started:.1f} s"
     )
     print("Outputs:")
-    for key in ("csv", "table", "plot", "initial_weights"):
-        print(f"  {key:16s} {paths[key]}")
+    for key, path in paths.items():
+        print(f"  {key:16s} {path}")
     return results
 
 

@@ -8,14 +8,15 @@ gain of a Langevin optimizer over its noiseless version grows with the depth, an
     python -m applications.depth_study --family mlp --depths 2 5 10 20 40 --seeds 5 \\
         --optimizers adam ladam layer-ladam --epochs 20 --output runs/depth-mlp
 
-For every depth and seed the model is built once, from a clean Keras session after
-`keras.utils.set_random_seed(seed)`, and its weights are kept: every optimizer starts from those
-same initial weights (`set_weights`), sees the same mini-batches in the same order (the training
-pipeline is rebuilt with the seed for each run) and gets the seed as noise seed. So `ladam - adam`
-at a given (depth, seed) is a paired difference whose only cause is the noise.
+Runs go through the run engine (`applications.engine`). For every depth and seed the initial
+weights are saved once (`initial_weights/<family>-<depth>-seed<k>.weights.h5`, the engine's one
+mechanism for shared initial weights): every optimizer starts from those same weights, sees the
+same mini-batches in the same order (the training pipeline is rebuilt with the seed for each run)
+and gets the seed as noise seed. So `ladam - adam` at a given (depth, seed) is a paired
+difference whose only cause is the noise.
 
 Runs are executed depth by depth, and inside a depth optimizer configuration by configuration,
-seeds innermost: one model per depth is compiled once per configuration (tracing the train step
+seeds innermost: one engine `Trainer` per configuration is compiled once (tracing the train step
 and XLA-compiling the Langevin update cost more than a whole run of a small model) and every
 seed reuses it, with its initial weights and a fresh optimizer state put back before the run.
 
@@ -23,14 +24,16 @@ Output directory (``--output``):
 
 * ``runs.csv``: one row per epoch of every run, appended as training goes:
   ``family, depth, seed, optimizer, sigma, epoch, loss, accuracy, val_loss, val_accuracy,
-  seconds``. ``val_*`` are measured on the test split after each epoch; ``sigma`` is the initial
-  noise level (0 for the noiseless optimizers); ``seconds`` is the wall time of that epoch
-  (the first one includes tracing).
+  seconds``. ``epoch`` counts from 1; ``val_*`` are measured on the test split after each
+  epoch; ``sigma`` is the initial noise level (0 for the noiseless optimizers); ``seconds`` is
+  the wall time of that epoch (the first one includes tracing).
 * ``completed.json``: the runs that finished, keyed by ``depth|seed|optimizer|sigma``, with the
   fingerprint of their initial weights; plus one entry per invocation (wall time, runs done).
 * ``config.json``: the settings that change results (family, dataset, epochs, learning rate...).
   Resuming with different settings is refused; the grid (depths, seeds, optimizers, sigma sweep)
-  may change.
+  may change. A study started before ``--epsilon`` existed ran with Keras's epsilon; resumed
+  without ``--epsilon``, it keeps it (a study keeps the epsilon it started with).
+* ``initial_weights/``: the initial weights of every (depth, seed).
 * ``results.md``: mean +- std over seeds of the final test accuracy per depth and optimizer, and
   of the paired gain (Langevin - base, same seed and initial weights); the sigma sweep table.
 * ``gain_vs_depth.png`` (and ``sigma_sweep.png`` with ``--sigma-sweep``).
@@ -46,28 +49,17 @@ import argparse
 import csv
 import dataclasses
 import hashlib
-import io
 import json
-import math
 import os
 import sys
-import tempfile
 import time
 from collections import defaultdict
 
 import keras
 import numpy as np
 
-from applications import common
-from applications.optimizers import (
-    LR_SCHEDULES,
-    OPTIMIZERS,
-    PAPER_LR,
-    PAPER_SIGMA,
-    SIGMA_SCHEDULES,
-    make_optimizer,
-    parse_name,
-)
+from applications import cli, engine, files
+from applications.optimizers import PAPER_LR, PAPER_SIGMA, parse_name
 
 FAMILIES = ("mlp", "cnn", "resnet", "densenet")
 CSV_FIELDS = (
@@ -91,11 +83,16 @@ DEFAULT_DEPTHS = {
     "densenet": (7, 22, 40),
 }
 QUICK_DEPTHS = {"mlp": (2, 6), "cnn": (2, 5), "resnet": (8, 14), "densenet": (7, 10)}
-DEFAULT_EPOCHS, QUICK_EPOCHS = 20, 2
-DEFAULT_SEEDS, QUICK_SEEDS = 3, 1
-DEFAULT_BATCH_SIZE = 64
-QUICK_TRAIN_TAKE, QUICK_TEST_TAKE = 256, 128
-# Which argument of the family function --width sets.
+DEFAULTS = {
+    "optimizers": DEFAULT_OPTIMIZERS,
+    "seeds": (3,),
+    "epochs": 20,
+    "batch_size": 64,
+    "augment": "none",
+    "verbose": 0,
+}
+QUICK = {"seeds": (1,), "epochs": 2, "train_take": 256, "test_take": 128}
+# Which argument of the family's builder --width sets.
 WIDTH_ARGUMENT = {
     "mlp": "width",
     "cnn": "width",
@@ -116,11 +113,6 @@ class ConfigMismatchError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------ arguments
-
-
-def _split_tokens(tokens):
-    """Flattens ``["2", "5,10"]`` into ``["2", "5", "10"]``."""
-    return [part for token in tokens for part in str(token).split(",") if part.strip() != ""]
 
 
 def check_depth(family, depth):
@@ -146,7 +138,7 @@ def _depths_text(depths):
     return "; ".join(f"{family} {' '.join(map(str, values))}" for family, values in depths.items())
 
 
-def build_parser():
+def build_parser(defaults=DEFAULTS):
     parser = argparse.ArgumentParser(
         prog="python -m applications.depth_study",
         description=(
@@ -154,213 +146,86 @@ def build_parser():
             "network depth (P. Bras, arXiv 2212.14718). Every optimizer of a (depth, seed) "
             "starts from the same initial weights and sees the same batches."
         ),
+        formatter_class=cli.HelpFormatter,
     )
-    parser.add_argument("--family", choices=FAMILIES, default="mlp", help="network family")
-    parser.add_argument(
+    group = parser.add_argument_group("study")
+    group.add_argument("--family", choices=FAMILIES, default="mlp", help="network family")
+    group.add_argument(
         "--depths",
-        nargs="+",
+        action=cli.ListAction,
+        item=cli.positive_int,
         default=None,
-        help="depths (weighted layers), space or comma separated; resnet: 6n+2, densenet: 3n+4. "
-        f"Default: {_depths_text(DEFAULT_DEPTHS)}. With --quick: {_depths_text(QUICK_DEPTHS)}",
+        help="depths (weighted layers), comma or space separated; resnet: 6n+2, densenet: "
+        f"3n+4. Default: {_depths_text(DEFAULT_DEPTHS)}. With --quick: "
+        f"{_depths_text(QUICK_DEPTHS)}",
     )
-    parser.add_argument(
-        "--optimizers",
-        nargs="+",
-        default=None,
-        help=f"optimizer names among {', '.join(OPTIMIZERS)}; a Langevin name brings its base "
-        f"(for the paired gain). Default: {' '.join(DEFAULT_OPTIMIZERS)}",
-    )
-    parser.add_argument(
-        "--seeds",
-        nargs="+",
-        default=None,
-        help="one integer N: seeds 0..N-1; several integers (or a comma list, '7,'): those "
-        f"seeds. Default {DEFAULT_SEEDS} ({QUICK_SEEDS} with --quick)",
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=None, help=f"default {DEFAULT_EPOCHS} ({QUICK_EPOCHS} quick)"
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=None, help=f"default {DEFAULT_BATCH_SIZE}"
-    )
-    parser.add_argument(
-        "--lr", type=float, default=None, help="initial learning rate (default: the paper's)"
-    )
-    parser.add_argument(
-        "--sigma",
-        type=float,
-        default=None,
-        help="initial noise level of the Langevin optimizers (default: the paper's, 5e-3; "
-        "5e-2 for Adadelta)",
-    )
-    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="inverse-time")
-    parser.add_argument("--sigma-schedule", choices=SIGMA_SCHEDULES, default="log")
-    parser.add_argument(
-        "--decay-epochs", type=float, default=20, help="T of both schedules, in epochs"
-    )
-    parser.add_argument(
-        "--langevin-layers",
-        type=float,
-        default=0.3,
-        help="fraction of the weighted layers (nearest the input) noised by layer-* optimizers",
-    )
-    parser.add_argument("--noise", choices=("gaussian", "rademacher"), default="gaussian")
-    parser.add_argument(
-        "--sigma-sweep",
-        nargs="+",
-        default=None,
-        help="sigma values to try at the deepest depth, for every seed and Langevin optimizer",
-    )
-    parser.add_argument("--dataset", default="digits", help="dataset name (default digits)")
-    parser.add_argument("--data-dir", default=None, help="TFDS data directory")
-    parser.add_argument(
-        "--image-size",
-        type=int,
-        default=None,
-        help="image side in pixels; default 8 (native digits) for mlp, the dataset's default "
-        "(16 for digits) for the convolutional families",
-    )
-    parser.add_argument("--augment", default="none", help="augmentation (default none)")
-    parser.add_argument(
+    group.add_argument(
         "--width",
-        type=int,
+        type=cli.positive_int,
         default=None,
         help="mlp/cnn: width; resnet: base filters; densenet: growth rate (default: the family's)",
     )
-    parser.add_argument("--train-take", type=int, default=None, help="use N training examples")
-    parser.add_argument("--test-take", type=int, default=None, help="use N test examples")
-    parser.add_argument(
-        "--output", default=None, help="output directory (default runs/depth-<family>)"
+    group.add_argument(
+        "--sigma-sweep",
+        action=cli.ListAction,
+        item=cli.non_negative_float,
+        default=[],
+        help="sigma values to try at the deepest depth, for every seed and Langevin optimizer",
     )
-    parser.add_argument(
+    cli.add_seeds_argument(group, defaults["seeds"])
+    group.add_argument("--epochs", type=cli.positive_int, default=defaults["epochs"])
+    group.add_argument(
         "--stop-after",
-        type=int,
+        type=cli.non_negative_int,
         default=None,
         help="stop after running N runs in this invocation (resume later with the same command)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--quick",
         action="store_true",
-        help=f"smoke test: the --quick depths, {QUICK_EPOCHS} epochs, {QUICK_SEEDS} seed, "
-        f"{QUICK_TRAIN_TAKE}/{QUICK_TEST_TAKE} train/test examples (explicit flags win)",
+        help="smoke test: the --quick depths, "
+        + ", ".join(f"--{key.replace('_', '-')} {value}" for key, value in QUICK.items())
+        + " (explicit flags win)",
     )
+    group.add_argument(
+        "--output", default=None, help="output directory (default: runs/depth-<family>)"
+    )
+    cli.add_model_data_arguments(parser, defaults)
+    cli.add_optimizer_arguments(parser, defaults, several=True)
+    cli.add_execution_arguments(parser, defaults)
     return parser
 
 
 def parse_args(argv=None):
     """Parses and validates the command line; errors exit with a message before any work."""
-    from applications.data import DATASETS
-
-    parser = build_parser()
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--quick", action="store_true")
+    quick = pre.parse_known_args(argv)[0].quick
+    parser = build_parser({**DEFAULTS, **QUICK} if quick else DEFAULTS)
     args = parser.parse_args(argv)
-    quick = args.quick
-
-    def ints(flag, tokens):
-        values = []
-        for token in _split_tokens(tokens):
-            try:
-                values.append(int(token))
-            except ValueError:
-                parser.error(f"{flag}: expected integers; received {token!r}")
-        if not values:
-            parser.error(f"{flag}: expected at least one integer")
-        return values
-
-    # depths
-    if args.depths is None:
-        depths = list((QUICK_DEPTHS if quick else DEFAULT_DEPTHS)[args.family])
-    else:
-        depths = sorted(set(ints("--depths", args.depths)))
-    for depth in depths:
+    args.depths = sorted(args.depths or (QUICK_DEPTHS if quick else DEFAULT_DEPTHS)[args.family])
+    for depth in args.depths:
         message = check_depth(args.family, depth)
         if message:
             parser.error(f"--depths: {message}")
-    args.depths = depths
+    args.seeds = cli.seeds_of(args)
+    if not args.seeds:
+        parser.error("--seeds: a count must be >= 1 (write '0,' for the seed 0 alone)")
 
-    # seeds
-    if args.seeds is None:
-        seeds = list(range(QUICK_SEEDS if quick else DEFAULT_SEEDS))
-    else:
-        is_count = len(args.seeds) == 1 and "," not in args.seeds[0]
-        values = ints("--seeds", args.seeds)
-        if is_count:
-            if values[0] < 1:
-                parser.error(f"--seeds: a count must be >= 1; received {values[0]}")
-            seeds = list(range(values[0]))
-        else:
-            seeds = list(dict.fromkeys(values))
-            if min(seeds) < 0:
-                parser.error(f"--seeds: seeds must be >= 0; received {seeds}")
-    args.seeds = seeds
-
-    # optimizers: every Langevin name brings its base, placed first
-    names = _split_tokens(args.optimizers) if args.optimizers else list(DEFAULT_OPTIMIZERS)
-    unknown = [name for name in names if name not in OPTIMIZERS]
-    if unknown:
-        parser.error(
-            f"--optimizers: unknown optimizer(s) {', '.join(map(repr, unknown))}; "
-            f"expected names among {', '.join(OPTIMIZERS)}"
-        )
-    optimizers = []
-    added = []
-    for name in names:
+    # every Langevin name brings its base, placed first, for the paired gains
+    optimizers, added = [], []
+    for name in args.optimizers:
         base, kind = parse_name(name)
-        if kind != "plain" and base not in names and base not in optimizers:
+        if kind != "plain" and base not in args.optimizers and base not in optimizers:
             optimizers.append(base)
             added.append(base)
         if name not in optimizers:
             optimizers.append(name)
-    args.optimizers = optimizers
-    args.added_bases = added
-
-    # sigma sweep
-    if args.sigma_sweep is not None:
-        sweep = []
-        for token in _split_tokens(args.sigma_sweep):
-            try:
-                value = float(token)
-            except ValueError:
-                parser.error(f"--sigma-sweep: expected numbers; received {token!r}")
-            if not math.isfinite(value) or value < 0:
-                parser.error(f"--sigma-sweep: sigma must be finite and >= 0; received {token}")
-            sweep.append(value)
-        if not any(parse_name(name)[1] != "plain" for name in optimizers):
-            parser.error("--sigma-sweep needs at least one Langevin optimizer in --optimizers")
-        args.sigma_sweep = sorted(set(sweep))
-    else:
-        args.sigma_sweep = []
-
-    # scalars
-    if args.epochs is None:
-        args.epochs = QUICK_EPOCHS if quick else DEFAULT_EPOCHS
-    if args.batch_size is None:
-        args.batch_size = DEFAULT_BATCH_SIZE
-    if quick:
-        if args.train_take is None:
-            args.train_take = QUICK_TRAIN_TAKE
-        if args.test_take is None:
-            args.test_take = QUICK_TEST_TAKE
-    for flag, value, minimum in (
-        ("--epochs", args.epochs, 1),
-        ("--batch-size", args.batch_size, 1),
-        ("--image-size", args.image_size, 1),
-        ("--width", args.width, 1),
-        ("--train-take", args.train_take, 1),
-        ("--test-take", args.test_take, 1),
-        ("--stop-after", args.stop_after, 0),
-    ):
-        if value is not None and value < minimum:
-            parser.error(f"{flag} must be >= {minimum}; received {value}")
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        parser.error(f"--lr must be > 0; received {args.lr}")
-    if args.sigma is not None and not (math.isfinite(args.sigma) and args.sigma >= 0):
-        parser.error(f"--sigma must be >= 0; received {args.sigma}")
-    if not args.decay_epochs > 0:
-        parser.error(f"--decay-epochs must be > 0; received {args.decay_epochs}")
-    if not 0 < args.langevin_layers <= 1:
-        parser.error(f"--langevin-layers must be in (0, 1]; received {args.langevin_layers}")
-    if args.dataset not in DATASETS:
-        parser.error(f"--dataset: unknown dataset {args.dataset!r}; expected one of {DATASETS}")
+    args.optimizers, args.added_bases = optimizers, added
+    cli.check_optimizer_flags(parser, args, optimizers)
+    if args.sigma_sweep and not any(is_langevin(name) for name in optimizers):
+        parser.error("--sigma-sweep needs at least one Langevin optimizer in --optimizers")
+    args.sigma_sweep = sorted(set(args.sigma_sweep))
     if args.image_size is None and args.family == "mlp" and args.dataset == "digits":
         args.image_size = 8
     if args.output is None:
@@ -440,26 +305,6 @@ def planned_specs(plan):
     return [spec for _, configs in plan for _, specs in configs for spec in specs]
 
 
-def build_network(family, depth, input_shape, classes, width=None):
-    """The `family` network of `depth` weighted layers (softmax classifier)."""
-    from applications import models
-
-    message = check_depth(family, depth)
-    if message:
-        raise ValueError(message)
-    kwargs = {} if width is None else {WIDTH_ARGUMENT[family]: width}
-    name = f"{family}-{depth}"
-    if family == "mlp":
-        return models.mlp(input_shape, classes, depth=depth, name=name, **kwargs)
-    if family == "cnn":
-        return models.plain_cnn(input_shape, classes, depth=depth, name=name, **kwargs)
-    if family == "resnet":
-        return models.cifar_resnet(input_shape, classes, depth=depth, name=name, **kwargs)
-    if family == "densenet":
-        return models.densenet(input_shape, classes, depth=depth, name=name, **kwargs)
-    raise ValueError(f"Unknown family {family!r}; expected one of {FAMILIES}")
-
-
 def weights_fingerprint(weights):
     """Short hash of a list of arrays (the model's weights, non-trainable ones included)."""
     digest = hashlib.sha1()
@@ -470,155 +315,78 @@ def weights_fingerprint(weights):
     return digest.hexdigest()[:16]
 
 
-def initial_weights(family, depth, seed, input_shape, classes, width=None):
-    """The initial weights of the (depth, seed) model, built from a clean Keras state.
-
-    Clears the Keras session and seeds every generator with `seed` first, so the same arguments
-    give the same weights whatever ran before (in particular after a resume). The weights of
-    every layer are returned, batch-normalization statistics included.
-    """
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    model = build_network(family, depth, input_shape, classes, width)
-    weights = [np.array(w, copy=True) for w in model.get_weights()]
-    del model
-    keras.backend.clear_session()
-    return weights
+def run_config(args, depth, optimizer="adam", sigma=None, seed=0):
+    """The engine's config of one run of the study."""
+    options = {} if args.width is None else {WIDTH_ARGUMENT[args.family]: args.width}
+    return engine.RunConfig.from_args(
+        args,
+        model=f"{args.family}-{depth}",
+        model_options=tuple(options.items()),
+        optimizer=optimizer,
+        sigma=None if sigma is None else float(sigma),
+        seed=seed,
+    )
 
 
-def reset_weights(model, initial_weights):
-    """Puts `initial_weights` back into `model` (all weights, batch-norm statistics included)."""
-    model.set_weights(initial_weights)
+def initial_weights_path(args, depth, seed):
+    """The initial weights of (depth, seed), saved once by the engine."""
+    config = run_config(args, depth, seed=seed)
+    name = f"{args.family}-{depth}-seed{seed}.weights.h5"
+    return engine.save_initial_weights(config, os.path.join(args.output, "initial_weights", name))
 
 
-class EpochRecorder(keras.callbacks.Callback):
-    """Hands one CSV row per finished epoch to `on_row`; hashes the weights training starts from."""
-
-    def __init__(self, family, spec, on_row):
-        super().__init__()
-        self.family = family
-        self.spec = spec
-        self.on_row = on_row
-        self.rows = []
-        self.fingerprint = None
-        self._start = None
+class Fingerprint(keras.callbacks.Callback):
+    """Hashes the weights training starts from."""
 
     def on_train_begin(self, logs=None):
-        self.fingerprint = weights_fingerprint(self.model.get_weights())
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        row = {
-            "family": self.family,
-            "depth": self.spec.depth,
-            "seed": self.spec.seed,
-            "optimizer": self.spec.optimizer,
-            "sigma": self.spec.sigma,
-            "epoch": epoch + 1,
-            "loss": float(logs.get("loss", math.nan)),
-            "accuracy": float(logs.get("accuracy", math.nan)),
-            "val_loss": float(logs.get("val_loss", math.nan)),
-            "val_accuracy": float(logs.get("val_accuracy", math.nan)),
-            "seconds": time.perf_counter() - self._start,
-        }
-        self.rows.append(row)
-        self.on_row(row)
+        self.value = weights_fingerprint(self.model.get_weights())
 
 
-def dataset_kwargs(args):
-    return {
-        "name": args.dataset,
-        "batch_size": args.batch_size,
-        "image_size": args.image_size,
-        "augment": args.augment,
-        "data_dir": args.data_dir,
-        "train_take": args.train_take,
-        "test_take": args.test_take,
-    }
-
-
-class Trainer:
-    """One optimizer configuration compiled once on a model, trained from any initial weights.
-
-    Compiling (tracing the train step, XLA-compiling the Langevin update) costs more than a
-    whole run of a small model, so the study compiles each (depth, optimizer, sigma) once and
-    runs every seed through it: each run puts back the seed's initial weights, the optimizer's
-    freshly built state (moments, iteration count) and sets the noise seed, which gives exactly
-    the run of a freshly compiled model.
-    """
-
-    def __init__(self, model, optimizer, sigma, args, steps_per_epoch, loss):
-        self.model = model
-        self.args = args
-        self.optimizer = make_optimizer(
-            optimizer,
-            steps_per_epoch,
-            lr=args.lr,
-            lr_schedule=args.lr_schedule,
-            sigma=float(sigma) if is_langevin(optimizer) else None,
-            sigma_schedule=args.sigma_schedule,
-            decay_epochs=args.decay_epochs,
-            langevin_layers=args.langevin_layers,
-            seed=0,
-            noise=args.noise,
+def run_group(args, trainer, specs, initial, record):
+    """Runs `specs` (one configuration, several seeds) through one compiled trainer."""
+    for spec in specs:
+        started = time.perf_counter()
+        trainer.reset(spec.seed, initial[spec.seed])
+        fingerprint = Fingerprint()
+        constants = {key: getattr(spec, key) for key in ("depth", "seed", "optimizer", "sigma")}
+        records = engine.EpochRecords(
+            os.path.join(args.output, RUNS_CSV),
+            CSV_FIELDS,
+            constants={"family": args.family, **constants},
         )
-        model.compile(optimizer=self.optimizer, loss=loss, metrics=["accuracy"])
-        self.optimizer.build(model.trainable_variables)
-        self._fresh_state = [np.array(v.numpy(), copy=True) for v in self.optimizer.variables]
-        seeds = [v for v in self.optimizer.variables if v.name == "langevin_seed"]
-        if is_langevin(optimizer) and len(seeds) != 1:
-            raise RuntimeError(f"Cannot find the noise seed variable of {optimizer}")
-        self._seed_variable = seeds[0] if seeds else None
+        trainer.fit([fingerprint, records], verbose=0)
+        if not record(spec, records.rows, fingerprint.value, time.perf_counter() - started):
+            return False
+    return True
 
-    def run(self, spec, initial, on_row=lambda row: None):
-        """Trains from `initial` with seed `spec.seed`; returns ``(rows, fingerprint)``.
 
-        Data order, augmentation and noise all follow `spec.seed`: the optimizers of a (depth,
-        seed) differ only by their update rule.
-        """
-        from applications.data import load_dataset
-
-        reset_weights(self.model, initial)
-        for variable, value in zip(self.optimizer.variables, self._fresh_state):
-            variable.assign(value)
-        if self._seed_variable is not None:
-            self._seed_variable.assign(spec.seed)
-        keras.utils.set_random_seed(spec.seed)
-        data = load_dataset(seed=spec.seed, **dataset_kwargs(self.args))
-        recorder = EpochRecorder(self.args.family, spec, on_row)
-        self.model.fit(
-            data.train,
-            epochs=self.args.epochs,
-            validation_data=data.test,
-            shuffle=False,  # the pipeline shuffles, with the run's seed
-            verbose=0,
-            callbacks=[recorder],
-        )
-        return recorder.rows, recorder.fingerprint
+def run_plan(args, plan, state, record):
+    """Runs the pending runs of `plan`; returns whether --stop-after stopped it."""
+    for depth, configs in plan:
+        pending = [
+            (config, [spec for spec in specs if spec.key not in state["runs"]])
+            for config, specs in configs
+        ]
+        pending = [(config, specs) for config, specs in pending if specs]
+        if not pending:
+            continue
+        seeds = sorted({spec.seed for _, specs in pending for spec in specs})
+        initial = {seed: initial_weights_path(args, depth, seed) for seed in seeds}
+        for (optimizer, sigma), specs in pending:
+            if not record(None, None, None, None):
+                return True
+            config = run_config(args, depth, optimizer, sigma if is_langevin(optimizer) else None)
+            with engine.precision(config.mixed_precision):
+                trainer = engine.Trainer(config, initial_weights=initial[specs[0].seed])
+                finished = run_group(args, trainer, specs, initial, record)
+            del trainer
+            keras.backend.clear_session()
+            if not finished:
+                return True
+    return False
 
 
 # ------------------------------------------------------------------------------ files
-
-
-def write_csv(path, rows):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({field: row[field] for field in CSV_FIELDS})
-    common.write_text(path, buffer.getvalue())
-
-
-def append_csv_row(path, row):
-    with open(path, "a", newline="") as handle:
-        csv.DictWriter(handle, fieldnames=CSV_FIELDS).writerow(
-            {field: row[field] for field in CSV_FIELDS}
-        )
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def _parse_row(raw):
@@ -642,10 +410,7 @@ def _parse_row(raw):
 
 def read_csv(path):
     """The well-formed rows of `path` ([] if missing)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as handle:
-        rows = [_parse_row(raw) for raw in csv.DictReader(handle)]
+    rows = [_parse_row(raw) for raw in files.read_csv(path)]
     return [row for row in rows if row is not None]
 
 
@@ -671,16 +436,25 @@ def study_config(args):
         "decay_epochs": args.decay_epochs,
         "langevin_layers": args.langevin_layers,
         "noise": args.noise,
+        "epsilon": args.epsilon,
         "backend": keras.backend.backend(),
     }
 
 
-def check_config(output, config):
-    """Writes ``config.json`` on a fresh study; refuses to resume one with other settings."""
+def check_config(output, config, args=None):
+    """Writes ``config.json`` on a fresh study; refuses to resume one with other settings.
+
+    A study keeps the epsilon it started with when `--epsilon` is not given (one started
+    before the flag existed ran with Keras's default); `args.epsilon` is set to it.
+    """
     path = os.path.join(output, CONFIG_JSON)
     if os.path.exists(path):
         with open(path) as handle:
             stored = json.load(handle)
+        stored.setdefault("epsilon", "keras" if config.get("epsilon") is not None else None)
+        if args is not None and not args.epsilon_given and stored["epsilon"] != config["epsilon"]:
+            print(f"Resuming {output} with its epsilon: {stored['epsilon']}")
+            config["epsilon"] = args.epsilon = stored["epsilon"]
         differences = {
             key: (stored.get(key), value)
             for key, value in config.items()
@@ -696,7 +470,7 @@ def check_config(output, config):
                 "or the same settings to resume it"
             )
     else:
-        common.write_json(path, config)
+        files.write_json(path, config)
 
 
 def load_state(output, epochs):
@@ -727,11 +501,11 @@ def load_state(output, epochs):
     forgotten = [key for key in state["runs"] if key not in complete]
     csv_intact = os.path.exists(csv_path) and len(kept) == len(rows) and _csv_clean(csv_path, rows)
     if not csv_intact:
-        write_csv(csv_path, kept)
+        files.write_csv(csv_path, CSV_FIELDS, kept)
     if forgotten:
         for key in forgotten:
             del state["runs"][key]
-        common.write_json(json_path, state)
+        files.write_json(json_path, state)
     dropped = len(rows) - len(kept)
     if dropped:
         print(f"Resume: dropped {dropped} row(s) of interrupted runs from {csv_path}")
@@ -748,23 +522,8 @@ def _csv_clean(path, parsed_rows):
 # ------------------------------------------------------------------------------ results
 
 
-def _mean_std(values):
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return math.nan, math.nan, 0
-    std = float(values.std(ddof=1)) if values.size > 1 else math.nan
-    return float(values.mean()), std, int(values.size)
-
-
-def _cell(values, scale=100.0, signed=False):
-    mean, std, count = _mean_std(values)
-    if count == 0:
-        return "–"
-    sign = "+" if signed else ""
-    text = f"{scale * mean:{sign}.2f}"
-    if count > 1:
-        text += f" ± {scale * std:.2f}"
-    return text
+def _cell(values, signed=False):
+    return engine.format_mean_std(values, scale=100.0, digits=2, signed=signed)
 
 
 def final_accuracies(rows, epochs):
@@ -864,7 +623,7 @@ def results_markdown(summary, args, planned, done, wall_seconds, total_wall, com
             f"- Learning rate: {lr_text}, schedule {args.lr_schedule}; sigma: {sigma_text}, "
             f"schedule {args.sigma_schedule}; decay over {args.decay_epochs:g} epochs; layer-* "
             f"noise on the first {args.langevin_layers:g} of the weighted layers; "
-            f"{args.noise} noise"
+            f"{args.noise} noise; epsilon {epsilon_text(args)}"
         ),
         (
             "- Every optimizer of a (depth, seed) starts from the same initial weights and sees "
@@ -927,19 +686,6 @@ def results_markdown(summary, args, planned, done, wall_seconds, total_wall, com
     return "\n".join(lines)
 
 
-def _save_figure(figure, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
-        figure.savefig(tmp, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def plot_gain_vs_depth(summary, args, path):
     import matplotlib
 
@@ -953,7 +699,7 @@ def plot_gain_vs_depth(summary, args, path):
         offset = (index - (len(langevin) - 1) / 2) * spread
         xs, means, stds = [], [], []
         for depth in args.depths:
-            mean, std, count = _mean_std(summary["gains"][(depth, name)])
+            mean, std, count = engine.mean_std(summary["gains"][(depth, name)])
             if count:
                 xs.append(depth + offset)
                 means.append(100 * mean)
@@ -975,7 +721,7 @@ def plot_gain_vs_depth(summary, args, path):
         axis.legend()
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    _save_figure(figure, path)
+    files.save_figure_atomic(figure, path)
     plt.close(figure)
 
 
@@ -989,7 +735,7 @@ def plot_sigma_sweep(summary, args, path):
     for name in summary["langevin"]:
         points = []
         for (sweep_name, value), (_, gains) in summary["sweep"].items():
-            mean, std, count = _mean_std(gains)
+            mean, std, count = engine.mean_std(gains)
             if sweep_name == name and count and value > 0:
                 points.append((value, 100 * mean, 100 * std if count > 1 else 0.0))
         if points:
@@ -1006,7 +752,7 @@ def plot_sigma_sweep(summary, args, path):
         axis.legend()
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    _save_figure(figure, path)
+    files.save_figure_atomic(figure, path)
     plt.close(figure)
 
 
@@ -1018,46 +764,30 @@ def _format_seconds(seconds):
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
 
 
-def main(argv=None):
-    """Runs the study; returns a summary dict (paths, executed and skipped run keys)."""
-    started = time.perf_counter()
-    args = parse_args(argv)
-    os.makedirs(args.output, exist_ok=True)
-    check_config(args.output, study_config(args))
-    if args.added_bases:
-        print(f"Added the base optimizer(s) {', '.join(args.added_bases)} for the paired gains")
-
-    from applications.data import load_dataset
-
-    paths = {
-        "csv": os.path.join(args.output, RUNS_CSV),
-        "completed": os.path.join(args.output, COMPLETED_JSON),
-        "config": os.path.join(args.output, CONFIG_JSON),
-        "results": os.path.join(args.output, RESULTS_MD),
-        "plot": os.path.join(args.output, GAIN_PNG),
-    }
-    state, rows = load_state(args.output, args.epochs)
-    plan = plan_runs(args.depths, args.seeds, args.optimizers, args.sigma, args.sigma_sweep)
-    planned = planned_specs(plan)
-    todo = [spec for spec in planned if spec.key not in state["runs"]]
-    already_done = [spec.key for spec in planned if spec.key in state["runs"]]
-    print(
-        f"Depth study {args.family} on {args.dataset}: {len(planned)} runs planned, "
-        f"{len(already_done)} already done, {len(todo)} to run; output {args.output}"
+def epsilon_text(args):
+    return {"paper": "the paper's bias in Keras's form", "keras": "Keras's default"}.get(
+        args.epsilon, f"{args.epsilon}"
     )
 
-    # Shapes, loss and steps once (this also fails early if the dataset is missing).
-    probe = load_dataset(seed=0, **dataset_kwargs(args))
-    input_shape, classes = probe.input_shape, probe.num_classes
-    steps_per_epoch, loss = probe.steps_per_epoch, probe.loss
-    del probe
 
-    executed, run_seconds = [], []
+class Progress:
+    """Records finished runs in ``completed.json`` and prints them; enforces --stop-after."""
 
-    def record(spec, run_rows, fingerprint, seconds):
-        rows.extend(run_rows)
-        last = run_rows[-1]
-        state["runs"][spec.key] = {
+    def __init__(self, args, state, planned, done_before, path):
+        self.args, self.state, self.path = args, state, path
+        self.planned, self.done_before = planned, done_before
+        self.todo = len(planned) - done_before
+        self.executed, self.seconds = [], []
+
+    def __call__(self, spec, rows, fingerprint, seconds):
+        """Records a run; returns False once --stop-after is reached (None: just asks)."""
+        if spec is not None:
+            self._record(spec, rows, fingerprint, seconds)
+        return self.args.stop_after is None or len(self.executed) < self.args.stop_after
+
+    def _record(self, spec, rows, fingerprint, seconds):
+        last = rows[-1]
+        self.state["runs"][spec.key] = {
             "depth": spec.depth,
             "seed": spec.seed,
             "optimizer": spec.optimizer,
@@ -1066,111 +796,97 @@ def main(argv=None):
             "final_val_accuracy": last["val_accuracy"],
             "seconds": round(seconds, 3),
         }
-        common.write_json(paths["completed"], state)
-        executed.append(spec.key)
-        run_seconds.append(seconds)
-        remaining = len(todo) - len(executed)
-        eta = f", ~{_format_seconds(remaining * np.mean(run_seconds))} left" if remaining else ""
+        files.write_json(self.path, self.state)
+        self.executed.append(spec.key)
+        self.seconds.append(seconds)
+        remaining = self.todo - len(self.executed)
+        eta = f", ~{_format_seconds(remaining * np.mean(self.seconds))} left" if remaining else ""
         print(
-            f"[{len(already_done) + len(executed)}/{len(planned)}] "
-            f"{spec.label(args.family)}: test acc {last['val_accuracy']:.4f}, "
+            f"[{self.done_before + len(self.executed)}/{len(self.planned)}] "
+            f"{spec.label(self.args.family)}: test acc {last['val_accuracy']:.4f}, "
             f"loss {last['loss']:.4f}, {seconds:.1f} s{eta}",
             flush=True,
         )
 
-    def append_row(row):
-        append_csv_row(paths["csv"], row)
-
-    def limit_reached():
-        return args.stop_after is not None and len(executed) >= args.stop_after
-
-    def run_plan():
-        """Runs the pending runs of `plan`; returns whether --stop-after stopped it."""
-        stopped = False
-        for depth, configs in plan:
-            pending = [
-                (config, [spec for spec in specs if spec.key not in state["runs"]])
-                for config, specs in configs
-            ]
-            pending = [(config, specs) for config, specs in pending if specs]
-            if not pending:
-                continue
-            if limit_reached():
-                stopped = True
-                break
-            # One model per (depth, seed), from a clean session: its weights are the starting
-            # point of every optimizer at that (depth, seed).
-            seeds = sorted({spec.seed for _, specs in pending for spec in specs})
-            initial = {
-                seed: initial_weights(args.family, depth, seed, input_shape, classes, args.width)
-                for seed in seeds
-            }
-            model = build_network(args.family, depth, input_shape, classes, args.width)
-            for (optimizer, sigma), specs in pending:
-                if limit_reached():
-                    stopped = True
-                    break
-                trainer = Trainer(model, optimizer, sigma, args, steps_per_epoch, loss)
-                for spec in specs:
-                    if limit_reached():
-                        stopped = True
-                        break
-                    run_start = time.perf_counter()
-                    run_rows, fingerprint = trainer.run(spec, initial[spec.seed], on_row=append_row)
-                    record(spec, run_rows, fingerprint, time.perf_counter() - run_start)
-                del trainer
-                if stopped:
-                    break
-            del model, initial
-            keras.backend.clear_session()
-            if stopped:
-                break
-        return stopped
-
-    def log_invocation(interrupted=False):
-        wall = time.perf_counter() - started
+    def log_invocation(self, wall, interrupted=False):
         entry = {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - wall)),
             "wall_seconds": round(wall, 3),
-            "runs_executed": len(executed),
+            "runs_executed": len(self.executed),
         }
         if interrupted:
             entry["interrupted"] = True
-        state["invocations"].append(entry)
-        common.write_json(paths["completed"], state)
-        return wall
+        self.state["invocations"].append(entry)
+        files.write_json(self.path, self.state)
 
-    try:
-        stopped = run_plan()
-    except BaseException:  # interrupted: keep the invocation's time in the record
-        log_invocation(interrupted=True)
-        raise
-    wall = log_invocation()
+
+def write_results(args, rows, state, planned, wall, paths):
     total_wall = sum(item["wall_seconds"] for item in state["invocations"])
     planned_keys = {spec.key for spec in planned}
     done = sum(1 for key in state["runs"] if key in planned_keys)
     compute = sum(row["seconds"] for row in rows)
-
     summary = summarize(rows, args)
     markdown = results_markdown(summary, args, len(planned), done, wall, total_wall, compute)
-    common.write_text(paths["results"], markdown)
+    files.write_text(paths["results"], markdown)
     plot_gain_vs_depth(summary, args, paths["plot"])
     if args.sigma_sweep:
         paths["sweep_plot"] = os.path.join(args.output, SWEEP_PNG)
         plot_sigma_sweep(summary, args, paths["sweep_plot"])
+    return done, total_wall
 
-    if stopped:
-        print(f"Stopped after {len(executed)} run(s) (--stop-after); run again to resume")
+
+def main(argv=None):
+    """Runs the study; returns a summary dict (paths, executed and skipped run keys)."""
+    started = time.perf_counter()
+    args = parse_args(argv)
+    try:  # an unknown dataset or layer name fails here, before anything is written
+        engine.check_configs([run_config(args, min(args.depths), name) for name in args.optimizers])
+    except engine.UsageError as error:
+        build_parser().error(str(error))
+    os.makedirs(args.output, exist_ok=True)
+    check_config(args.output, study_config(args), args)
+    if args.added_bases:
+        print(f"Added the base optimizer(s) {', '.join(args.added_bases)} for the paired gains")
+    paths = {
+        name: os.path.join(args.output, file)
+        for name, file in (
+            ("csv", RUNS_CSV),
+            ("completed", COMPLETED_JSON),
+            ("config", CONFIG_JSON),
+            ("results", RESULTS_MD),
+            ("plot", GAIN_PNG),
+        )
+    }
+    state, _ = load_state(args.output, args.epochs)
+    plan = plan_runs(args.depths, args.seeds, args.optimizers, args.sigma, args.sigma_sweep)
+    planned = planned_specs(plan)
+    skipped = [spec.key for spec in planned if spec.key in state["runs"]]
     print(
-        f"Done: {len(executed)} run(s) in {_format_seconds(wall)} "
+        f"Depth study {args.family} on {args.dataset}: {len(planned)} runs planned, "
+        f"{len(skipped)} already done, {len(planned) - len(skipped)} to run; output {args.output}"
+    )
+    progress = Progress(args, state, planned, len(skipped), paths["completed"])
+    try:
+        stopped = run_plan(args, plan, state, progress)
+    except BaseException:  # interrupted: keep the invocation's time in the record
+        progress.log_invocation(time.perf_counter() - started, interrupted=True)
+        raise
+    wall = time.perf_counter() - started
+    progress.log_invocation(wall)
+    rows = read_csv(paths["csv"])
+    done, total_wall = write_results(args, rows, state, planned, wall, paths)
+    if stopped:
+        print(f"Stopped after {len(progress.executed)} run(s) (--stop-after); run again to resume")
+    print(
+        f"Done: {len(progress.executed)} run(s) in {_format_seconds(wall)} "
         f"(all invocations: {_format_seconds(total_wall)}); {done}/{len(planned)} runs complete"
     )
     for name, path in paths.items():
         print(f"  {name:>10}: {path}")
     return {
         "paths": paths,
-        "executed": executed,
-        "skipped": already_done,
+        "executed": progress.executed,
+        "skipped": skipped,
         "planned": [spec.key for spec in planned],
         "wall_seconds": wall,
         "stopped": stopped,

@@ -9,6 +9,26 @@ The paper's schedules (from the author's experiment script), with T the number o
 
 * learning rate `lr_t = lr_0 / (1 + t / T)` (Keras's `InverseTimeDecay` with rate 1);
 * noise `sigma_t = sigma_0 / sqrt(log(e + t / T))` (`keras_langevin.schedules.LogAnnealing`).
+
+The author's preconditioners carry a bias of 1e-6 where Keras's optimizers have `epsilon`
+(default 1e-7), in other places of the formula. `epsilon="paper"` maps it onto Keras's form,
+for the noiseless optimizers too (so that a Langevin optimizer and its base differ only by the
+noise):
+
+* Adam: the author adds 1e-6 to the square root of the bias-corrected second moment,
+  `sqrt(v_t / (1 - beta_2^t)) + 1e-6`; Keras adds epsilon to `sqrt(v_t)`, so the exact match
+  is `epsilon = 1e-6 * sqrt(1 - beta_2^t)`, which tends to 1e-6 after a few thousand steps
+  (0.03e-6 at the first step, 0.8e-6 after 1,000 steps). Keras's epsilon is a constant: we use
+  1e-6, the author's value in the long run (early steps get a slightly larger bias than his).
+  The largest preconditioner, where a gradient is always zero, is then about 1e6 instead of
+  1e7 with Keras's default.
+* RMSprop: the author uses `1 / (sqrt(v_t) + 1e-6)`, Keras `1 / sqrt(v_t + epsilon)`.
+  `epsilon = 1e-12 = (1e-6)^2` gives the same preconditioner where v_t = 0 (1e6) and where
+  v_t >> 1e-12; in between the two differ by at most a factor sqrt(2). Both use rho 0.9.
+* Adadelta: the author puts 1e-6 inside both square roots, as Keras does with epsilon, and
+  uses rho 0.95, Keras's default: `epsilon = 1e-6` is exact.
+
+`epsilon="keras"` keeps Keras's defaults; a number sets Keras's `epsilon` directly.
 """
 
 import keras
@@ -36,6 +56,8 @@ LANGEVIN_CLASSES = {
 # The paper's initial values: lr 5e-3 and sigma 5e-3, except Adadelta (lr 0.1, sigma 5e-2).
 PAPER_LR = {"sgd": 5e-3, "adam": 5e-3, "rmsprop": 5e-3, "adadelta": 0.1}
 PAPER_SIGMA = {"sgd": 5e-3, "adam": 5e-3, "rmsprop": 5e-3, "adadelta": 5e-2}
+PAPER_EPSILON = {"adam": 1e-6, "rmsprop": 1e-12, "adadelta": 1e-6}
+EPSILON_POLICIES = ("paper", "keras")
 LR_SCHEDULES = ("inverse-time", "constant")
 SIGMA_SCHEDULES = ("log", "constant")
 
@@ -62,6 +84,7 @@ def make_optimizer(
     langevin_layers=PAPER_LAYER_FRACTION,
     seed=None,
     noise="gaussian",
+    epsilon="paper",
 ):
     """Builds the named optimizer with the paper's schedules by default.
 
@@ -73,9 +96,11 @@ def make_optimizer(
         sigma: initial noise level for Langevin names; None takes the paper's value.
         sigma_schedule: "log" (the paper's annealing) or "constant".
         decay_epochs: T of both schedules, in epochs.
-        langevin_layers: fraction (or names) for the `layer-` names.
+        langevin_layers: fraction (or names, or "all") for the `layer-` names.
         seed: noise seed (None: drawn from Python's `random`).
         noise: "gaussian" or "rademacher".
+        epsilon: "paper" (`PAPER_EPSILON`, the author's bias in Keras's form), "keras"
+            (Keras's default) or a number; not used by SGD.
     """
     base, kind = parse_name(name)
     if lr_schedule not in LR_SCHEDULES:
@@ -99,8 +124,9 @@ def make_optimizer(
         learning_rate = keras.optimizers.schedules.InverseTimeDecay(
             lr, decay_steps=decay_steps, decay_rate=1.0
         )
+    options = {} if base == "sgd" else _epsilon_option(base, epsilon)
     if kind == "plain":
-        return KERAS_CLASSES[base](learning_rate=learning_rate)
+        return KERAS_CLASSES[base](learning_rate=learning_rate, **options)
     sigma = PAPER_SIGMA[base] if sigma is None else float(sigma)
     noise_level = sigma
     if sigma_schedule == "log":
@@ -108,7 +134,21 @@ def make_optimizer(
     return LANGEVIN_CLASSES[base](
         learning_rate=learning_rate,
         sigma=noise_level,
-        langevin_layers=langevin_layers if kind == "layer" else None,
+        langevin_layers=langevin_layers if kind == "layer" and langevin_layers != "all" else None,
         seed=seed,
         noise=noise,
+        **options,
     )
+
+
+def _epsilon_option(base, epsilon):
+    if epsilon == "paper":
+        return {"epsilon": PAPER_EPSILON[base]}
+    if epsilon in (None, "keras"):
+        return {}
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
+        raise ValueError(
+            f"Argument `epsilon` must be 'paper', 'keras' or a positive number. "
+            f"Received: epsilon={epsilon!r}"
+        )
+    return {"epsilon": float(epsilon)}

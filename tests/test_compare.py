@@ -39,7 +39,7 @@ def test_csv_has_every_epoch_of_every_run(quick_comparison):
         (seed, name, epoch)
         for seed in SEEDS
         for name in ("adam", "layer-ladam")
-        for epoch in range(epochs)
+        for epoch in range(1, epochs + 1)
     }
     for row in rows:
         sigma = float(row["sigma"])
@@ -56,6 +56,11 @@ def test_csv_has_every_epoch_of_every_run(quick_comparison):
         "seed0.weights.h5",
         "seed1.weights.h5",
     ]
+    runs = sorted(p.name for p in (output / "runs").iterdir())
+    assert runs == ["adam-seed0", "adam-seed1", "layer-ladam-seed0", "layer-ladam-seed1"]
+    for run in runs:  # every run is an engine run: log, backup, model, summary
+        for name in ("log.csv", "backup", "model.keras", "summary.json"):
+            assert (output / "runs" / run / name).exists(), (run, name)
 
 
 def test_table_reports_mean_and_std_over_seeds(quick_comparison):
@@ -70,7 +75,7 @@ def test_table_reports_mean_and_std_over_seeds(quick_comparison):
         finals = [
             float(r["val_accuracy"])
             for r in rows
-            if r["optimizer"] == name and int(r["epoch"]) == compare.QUICK["epochs"] - 1
+            if r["optimizer"] == name and int(r["epoch"]) == compare.QUICK["epochs"]
         ]
         mean, std = np.mean(finals), np.std(finals, ddof=1)
         assert results[name]["runs"] == len(SEEDS)
@@ -91,7 +96,7 @@ def test_optimizers_of_a_seed_start_from_the_same_weights(tmp_path):
     # give the same losses (up to XLA's rounding: LAdam compiles its update).
     results = compare.main(
         ["--quick", "--optimizers", "adam,ladam", "--sigma", "0", "--sigma-schedule", "constant",
-         "--seeds", "5", "--epochs", "1", "--output", str(tmp_path)]
+         "--seeds", "5,", "--epochs", "1", "--output", str(tmp_path)]
     )  # fmt: skip
     assert set(results) == {"adam", "ladam"}
     _, rows = _rows(tmp_path / "results.csv")
@@ -105,7 +110,7 @@ def test_seeds_give_other_initial_weights(quick_comparison):
     output, _ = quick_comparison
     _, rows = _rows(output / "results.csv")
     first = {
-        int(r["seed"]): r["loss"] for r in rows if r["optimizer"] == "adam" and r["epoch"] == "0"
+        int(r["seed"]): r["loss"] for r in rows if r["optimizer"] == "adam" and r["epoch"] == "1"
     }
     assert first[0] != first[1]
 
@@ -115,9 +120,13 @@ def test_seeds_give_other_initial_weights(quick_comparison):
     [
         (["--optimizers", "adam,lbfgs"], "unknown optimizer(s) 'lbfgs'"),
         (["--optimizers", "adam,adam"], "optimizers must be distinct"),
-        (["--seeds", "0,x"], "expected comma-separated integers"),
+        (["--seeds", "0,x"], "--seeds: expected an integer >= 0, got 'x'"),
+        (["--seeds", "0"], "a count must be >= 1"),
         (["--model", "transformer"], "unknown model 'transformer'"),
         (["--lr-schedule", "cosine"], "invalid choice: 'cosine'"),
+        (["--optimizers", "adam,sgd", "--sigma", "0.1"], "--sigma is used by only the Langevin"),
+        (["--optimizers", "adam", "--langevin-layers", "dense_*"], "--langevin-layers is used"),
+        (["--optimizers", "layer-ladam", "--langevin-layers", "nope_*"], "names no layer"),
     ],
 )
 def test_bad_arguments_fail_early(argv, message, capsys, tmp_path):

@@ -8,21 +8,20 @@ import csv
 import json
 from collections import Counter
 
+import keras
 import numpy as np
 import pytest
 
-from applications import depth_study
+from applications import engine, files
 from applications.depth_study import (
     CSV_FIELDS,
     ConfigMismatchError,
-    RunSpec,
-    Trainer,
-    build_network,
-    initial_weights,
+    initial_weights_path,
     main,
     parse_args,
     plan_runs,
     planned_specs,
+    run_config,
     summarize,
     weights_fingerprint,
 )
@@ -130,14 +129,24 @@ def test_every_optimizer_of_a_depth_and_seed_starts_from_the_same_weights(quick_
 # ------------------------------------------------------------------------------ helpers
 
 
-def test_initial_weights_depend_only_on_family_depth_and_seed():
-    first = initial_weights("resnet", 8, 0, (8, 8, 1), 10)
+def _weights(path, args, depth):
+    model = engine.build_model(run_config(args, depth), engine.load_data(run_config(args, depth)))
+    model.load_weights(path)
+    return model.get_weights()
+
+
+def test_initial_weights_depend_only_on_family_depth_and_seed(tmp_path):
+    args = parse_args(["--family", "resnet", "--image-size", "8", "--output", str(tmp_path)])
+    first = _weights(initial_weights_path(args, 8, 0), args, 8)
     # Disturb every random generator and the Keras session, as earlier runs would.
-    build_network("mlp", 4, (8, 8, 1), 10)
+    engine.build_model(run_config(args, 14), engine.load_data(run_config(args, 14)))
     np.random.default_rng().random(10)
-    again = initial_weights("resnet", 8, 0, (8, 8, 1), 10)
-    other = initial_weights("resnet", 8, 1, (8, 8, 1), 10)
-    model = build_network("resnet", 8, (8, 8, 1), 10)
+    args_again = parse_args(
+        ["--family", "resnet", "--image-size", "8", "--output", str(tmp_path / "b")]
+    )
+    again = _weights(initial_weights_path(args_again, 8, 0), args, 8)
+    other = _weights(initial_weights_path(args, 8, 1), args, 8)
+    model = engine.build_model(run_config(args, 8), engine.load_data(run_config(args, 8)))
     assert len(first) == len(model.get_weights())  # batch-norm statistics included
     assert len(model.get_weights()) > len(model.trainable_weights)
     assert weights_fingerprint(first) == weights_fingerprint(again)
@@ -157,24 +166,30 @@ def test_trainer_reused_across_seeds_equals_a_fresh_one(tmp_path):
         + ["--train-take", "96", "--test-take", "32", "--batch-size", "32"]
         + ["--output", str(tmp_path)]
     )
-    shape, steps = (8, 8, 1), 3
-    initial = {seed: initial_weights("resnet", 8, seed, shape, 10) for seed in (0, 1)}
-    loss = "sparse_categorical_crossentropy"
+    initial = {seed: initial_weights_path(args, 8, seed) for seed in (0, 1)}
 
-    model = build_network("resnet", 8, shape, 10)
-    reused = Trainer(model, "layer-ladam", "0.005", args, steps, loss)
-    reused.run(RunSpec(8, 0, "layer-ladam", "0.005"), initial[0])
-    rows_reused, fingerprint = reused.run(RunSpec(8, 1, "layer-ladam", "0.005"), initial[1])
-    assert fingerprint == weights_fingerprint(initial[1])
+    def fit(trainer):
+        records = engine.EpochRecords(str(tmp_path / "rows.csv"), CSV_FIELDS)
+        trainer.fit([records])
+        return records.rows
 
-    fresh_model = build_network("resnet", 8, shape, 10)
-    fresh = Trainer(fresh_model, "layer-ladam", "0.005", args, steps, loss)
-    rows_fresh, fingerprint = fresh.run(RunSpec(8, 1, "layer-ladam", "0.005"), initial[1])
-    assert fingerprint == weights_fingerprint(initial[1])
+    config = run_config(args, 8, "layer-ladam", "0.005")
+    reused = engine.Trainer(config, initial_weights=initial[0])
+    reused.reset(0, initial[0])
+    fit(reused)
+    reused.reset(1, initial[1])
+    assert weights_fingerprint(reused.model.get_weights()) == weights_fingerprint(
+        _weights(initial[1], args, 8)
+    )
+    rows_reused = fit(reused)
+
+    fresh = engine.Trainer(config.replace(seed=1), initial_weights=initial[1])
+    keras.utils.set_random_seed(1)
+    rows_fresh = fit(fresh)
     for a, b in zip(rows_reused, rows_fresh):
         for field in ("loss", "accuracy", "val_loss", "val_accuracy"):
             np.testing.assert_allclose(a[field], b[field], rtol=1e-3, err_msg=field)
-    for a, b in zip(model.get_weights(), fresh_model.get_weights()):
+    for a, b in zip(reused.model.get_weights(), fresh.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
@@ -224,16 +239,16 @@ def test_resume_runs_only_the_missing_runs(tmp_path, monkeypatch):
     assert len(rows) == 2 * 2
 
     # Interrupt the next invocation after the first epoch of its second run.
-    real_append = depth_study.append_csv_row
+    real_append = files.append_csv_row
     calls = []
 
-    def interrupting_append(path, row):
-        real_append(path, row)
+    def interrupting_append(path, fields, row):
+        real_append(path, fields, row)
         calls.append(row)
         if len(calls) == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(depth_study, "append_csv_row", interrupting_append)
+    monkeypatch.setattr(files, "append_csv_row", interrupting_append)
     with pytest.raises(KeyboardInterrupt):
         main(argv)
     monkeypatch.undo()
@@ -281,9 +296,12 @@ def test_resume_refuses_other_settings(quick_study):
         (["--family", "densenet", "--depths", "8"], "3n+4"),
         (["--optimizers", "adam", "ladamw"], "unknown optimizer(s) 'ladamw'"),
         (["--optimizers", "adam", "--sigma-sweep", "0.01"], "Langevin optimizer"),
-        (["--seeds", "0", "-1"], "seeds must be >= 0"),
-        (["--depths", "two"], "expected integers"),
-        (["--dataset", "imagenet"], "unknown dataset"),
+        (["--seeds", "0", "-1"], "--seeds: expected an integer >= 0, got '-1'"),
+        (["--depths", "two"], "--depths: expected a positive integer, got 'two'"),
+        (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
+        (["--optimizers", "adam", "--sigma", "0.1"], "--sigma is used by only the Langevin"),
+        (["--optimizers", "adam", "ladam", "--langevin-layers", "0.5"], "--langevin-layers"),
+        (["--langevin-layers", "nope_*"], "names no layer of the model"),
     ],
 )
 def test_bad_flags_fail_before_any_work(tmp_path, capsys, argv, message):
@@ -300,6 +318,7 @@ def test_parse_args_defaults_and_lists():
     assert args.epochs == 2 and args.seeds == [0] and args.image_size == 8
     assert args.train_take is not None and args.optimizers == list(QUICK_OPTIMIZERS)
     args = parse_args(["--seeds", "4", "--depths", "10,2", "5"])
+    assert args.epsilon == "paper" and args.langevin_layers == 0.3
     assert args.seeds == [0, 1, 2, 3] and args.depths == [2, 5, 10]
     assert parse_args(["--seeds", "7,"]).seeds == [7]
     assert parse_args(["--seeds", "3", "5"]).seeds == [3, 5]

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import pytest
 
-from applications import common, train
+from applications import files, train
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 5
@@ -142,7 +142,7 @@ def runs(tmp_path_factory):
 def test_logs_and_summary(runs):
     run_dir = runs["reference"]
     rows = _read_csv(run_dir / "log.csv")
-    assert [int(row["epoch"]) for row in rows] == list(range(EPOCHS))
+    assert [int(row["epoch"]) for row in rows] == list(range(1, EPOCHS + 1))
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "sigma"} <= set(rows[0])
     lr = [float(row["lr"]) for row in rows]
     sigma = [float(row["sigma"]) for row in rows]
@@ -158,6 +158,7 @@ def test_logs_and_summary(runs):
     assert summary["resumed_from_epoch"] == 0
     assert summary["args"]["optimizer"] == "layer-ladam"
     assert summary["args"]["model_options"] == [["width", 8], ["batch_norm", True]]
+    assert summary["settings"]["langevin_layers"] == 0.3 and summary["settings"]["sigma"] is None
     val_accuracy = [float(row["val_accuracy"]) for row in rows]
     assert summary["final_test_accuracy"] == pytest.approx(val_accuracy[-1])
     assert summary["best_test_accuracy"] == pytest.approx(max(val_accuracy))
@@ -218,7 +219,7 @@ def test_killed_run_resumes_to_the_same_weights(runs):
     # The log has each epoch once, with the metrics of the uninterrupted run.
     expected_rows = _read_csv(reference / "log.csv")
     actual_rows = _read_csv(resumed / "log.csv")
-    assert [row["epoch"] for row in actual_rows] == [str(e) for e in range(EPOCHS)]
+    assert [row["epoch"] for row in actual_rows] == [str(e) for e in range(1, EPOCHS + 1)]
     for e, a in zip(expected_rows, actual_rows):
         np.testing.assert_allclose(
             [float(a[key]) for key in e], [float(e[key]) for key in e], rtol=1e-6
@@ -273,12 +274,12 @@ def test_export_is_all_or_nothing(tmp_path):
                 raise RuntimeError("disk full")
 
     target = tmp_path / "export"
-    common.export_atomic(FakeModel("first"), target)
+    files.export_atomic(FakeModel("first"), target)
     assert (target / "saved_model.pb").read_text() == "first"
     with pytest.raises(RuntimeError, match="disk full"):
-        common.export_atomic(FakeModel("partial", fail=True), target)
+        files.export_atomic(FakeModel("partial", fail=True), target)
     assert (target / "saved_model.pb").read_text() == "first"  # the previous export, untouched
-    common.export_atomic(FakeModel("second"), target)
+    files.export_atomic(FakeModel("second"), target)
     assert (target / "saved_model.pb").read_text() == "second"
     assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no temporary folder left
 
@@ -302,6 +303,11 @@ def test_resuming_with_other_settings_is_refused(runs, capsys):
         (["--epochs", "0"], "expected a positive integer"),
         (["--model-option", "width"], "expected KEY=VALUE"),
         (["--augment", "rotate"], "Unknown augmentation 'rotate'"),
+        (["--optimizer", "adam", "--sigma", "0.1"], "--sigma is used by only the Langevin"),
+        (["--optimizer", "adam", "--noise", "rademacher"], "--noise is used by only the Langevin"),
+        (["--optimizer", "ladam", "--langevin-layers", "0.5"], "--langevin-layers is used by"),
+        (["--optimizer", "sgd", "--epsilon", "keras"], "--epsilon is used by"),
+        (["--model", "mlp-3", "--langevin-layers", "nope_*"], "names no layer of the model"),
     ],
 )
 def test_bad_arguments_fail_early(argv, message, capsys, tmp_path):

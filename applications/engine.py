@@ -1,0 +1,593 @@
+"""The run engine that every script shares.
+
+* `RunConfig`: everything that determines a run's computation (model, data, optimizer, seed,
+  epochs, precision), built from the command line by `RunConfig.from_args`;
+* `Trainer`: a config's data, model and optimizer, compiled once. `Trainer.reset` puts back
+  given initial weights, a fresh optimizer state and a noise seed, so one compiled model serves
+  many runs (the depth study runs every seed through it);
+* `save_initial_weights`: the one mechanism for "the same initial weights per seed": the model
+  built from a clean Keras session after `keras.utils.set_random_seed(seed)`, saved once to a
+  weights file that every run of that seed loads;
+* `run`: one resumable `fit` with the standard callbacks (progress bar, CSV records, TensorBoard,
+  backup after every epoch), then the model, the summary and the optional SavedModel export;
+* callbacks: `EpochInfo` (lr and sigma into the epoch logs), `EpochRecords` (one CSV row per
+  completed epoch, numbered from 1), `AtomicBackupAndRestore` (a backup never half-written).
+
+Epochs are numbered from 1 in every record: epoch k is the state after k epochs of training.
+"""
+
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from applications import files
+from applications import optimizers as optimizers_lib
+
+# Columns of a run's `log.csv`.
+LOG_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "sigma")
+
+
+class UsageError(ValueError):
+    """A setting that cannot run (unknown layer name, missing dataset...): a usage error."""
+
+
+class SettingsMismatchError(UsageError):
+    """A run directory holds a backup of a run with other settings."""
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The settings of one run. Settings that the optimizer does not use are None."""
+
+    model: str = "resnet20"
+    model_options: tuple = ()
+    dataset: str = "digits"
+    data_dir: str | None = None
+    image_size: int | None = None
+    augment: str = "standard"
+    batch_size: int = 32
+    train_take: int | None = None
+    test_take: int | None = None
+    optimizer: str = "layer-ladam"
+    lr: float | None = None
+    lr_schedule: str = "inverse-time"
+    decay_epochs: float = 20
+    epsilon: str | float | None = "paper"
+    sigma: float | None = None
+    sigma_schedule: str | None = "log"
+    noise: str | None = "gaussian"
+    langevin_layers: object = optimizers_lib.PAPER_LAYER_FRACTION
+    seed: int = 0
+    epochs: int = 10
+    mixed_precision: str = "off"
+
+    # Not part of the computation: a backup made with other values may be resumed.
+    RESUMABLE_CHANGES = ("data_dir", "epochs")
+
+    def __post_init__(self):
+        base, kind = optimizers_lib.parse_name(self.optimizer)
+        unused = {
+            "sigma": kind == "plain",
+            "sigma_schedule": kind == "plain",
+            "noise": kind == "plain",
+            "langevin_layers": kind != "layer",
+            "epsilon": base == "sgd",
+        }
+        for key, drop in unused.items():
+            if drop:
+                object.__setattr__(self, key, None)
+        object.__setattr__(self, "model_options", tuple(map(tuple, self.model_options)))
+        if isinstance(self.langevin_layers, list):
+            object.__setattr__(self, "langevin_layers", tuple(self.langevin_layers))
+
+    @classmethod
+    def from_args(cls, args, **overrides):
+        """The config of parsed arguments (`applications.cli` groups), with `overrides`."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        values = {key: value for key, value in vars(args).items() if key in names}
+        return cls(**{**values, **overrides})
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def settings(self):
+        """The settings that determine the computation, in their JSON form."""
+        settings = {
+            key: value
+            for key, value in dataclasses.asdict(self).items()
+            if key not in self.RESUMABLE_CHANGES
+        }
+        return json.loads(json.dumps(settings, default=files.json_default))
+
+
+# ----------------------------------------------------------------------------- building
+
+
+@contextlib.contextmanager
+def precision(mixed_precision):
+    """Uses the dtype policy of `mixed_precision` inside the block, then restores the old one."""
+    previous = keras.mixed_precision.global_policy().name
+    policy = mixed_precision if mixed_precision not in (None, "off") else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def load_data(config, seed=None):
+    """The dataset of `config`; its training stream follows `seed` (default: the config's)."""
+    from applications import data
+
+    return data.load_dataset(
+        config.dataset,
+        batch_size=config.batch_size,
+        image_size=config.image_size,
+        augment=config.augment,
+        data_dir=config.data_dir,
+        seed=config.seed if seed is None else seed,
+        train_take=config.train_take,
+        test_take=config.test_take,
+    )
+
+
+def build_model(config, dataset):
+    from applications import models
+
+    return models.build_model(
+        config.model, dataset.input_shape, dataset.num_classes, **dict(config.model_options)
+    )
+
+
+def build_optimizer(config, steps_per_epoch):
+    return optimizers_lib.make_optimizer(
+        config.optimizer,
+        steps_per_epoch,
+        lr=config.lr,
+        lr_schedule=config.lr_schedule,
+        sigma=config.sigma,
+        sigma_schedule=config.sigma_schedule or "constant",
+        decay_epochs=config.decay_epochs,
+        langevin_layers=config.langevin_layers,
+        seed=config.seed,
+        noise=config.noise or "gaussian",
+        epsilon=config.epsilon,
+    )
+
+
+def base_optimizer(optimizer):
+    """The optimizer itself, or the one inside a `LossScaleOptimizer`."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def save_initial_weights(config, path):
+    """Saves the initial weights of `config`'s model for `config.seed` to `path`, once.
+
+    The model is built from a clean Keras session after `keras.utils.set_random_seed(seed)`, so
+    the weights depend only on the model settings and the seed, whatever ran before. An
+    existing file is kept: every run of that seed, in this invocation or a resumed one, starts
+    from the same weights. Returns `path`.
+    """
+    if not os.path.exists(path):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(config.seed)
+        with precision(config.mixed_precision):
+            model = build_model(config, _shapes(config))
+            files.save_weights_atomic(model, path)
+        del model
+        keras.backend.clear_session()
+    return path
+
+
+def check_configs(configs):
+    """Raises `UsageError` if an optimizer of `configs` cannot run on its model.
+
+    Builds each distinct model once, from a clean session, and each optimizer on its
+    variables (the layer names of `langevin_layers` are checked there): a script calls this
+    before writing anything, so that bad settings leave no partial output behind.
+    """
+    from applications import data
+
+    models = {}
+    try:
+        for config in configs:
+            key = (config.model, config.model_options, config.dataset, config.image_size)
+            if key not in models:
+                keras.backend.clear_session()
+                with precision(config.mixed_precision):
+                    models[key] = build_model(config, _shapes(config))
+            build_optimizer(config, 1).build(models[key].trainable_variables)
+    except (ValueError, TypeError, data.DatasetNotAvailableError) as error:
+        raise UsageError(str(error)) from error
+    finally:
+        models.clear()
+        keras.backend.clear_session()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shapes:
+    input_shape: tuple
+    num_classes: int
+
+
+def _shapes(config):
+    dataset = load_data(config)
+    return _Shapes(dataset.input_shape, dataset.num_classes)
+
+
+class Trainer:
+    """A config's data, model and optimizer, compiled once, for one or many runs.
+
+    Building validates what can only be checked against the model (layer names of
+    `langevin_layers`): bad settings raise `UsageError` before any file is written.
+    """
+
+    def __init__(self, config, initial_weights=None):
+        from applications import data
+
+        self.config = config
+        try:
+            self.dataset = load_data(config)
+            self.model = build_model(config, self.dataset)
+            if initial_weights is not None:
+                self.model.load_weights(initial_weights)
+            self.optimizer = build_optimizer(config, self.dataset.steps_per_epoch)
+            self.optimizer.build(self.model.trainable_variables)
+        except (ValueError, TypeError, data.DatasetNotAvailableError) as error:
+            raise UsageError(str(error)) from error
+        self.model.compile(optimizer=self.optimizer, loss=self.dataset.loss, metrics=["accuracy"])
+        self.model.optimizer.build(self.model.trainable_variables)
+        self._fresh_state = [
+            np.array(ops.convert_to_numpy(v), copy=True) for v in self.model.optimizer.variables
+        ]
+
+    @property
+    def steps_per_epoch(self):
+        return self.dataset.steps_per_epoch
+
+    def reset(self, seed, initial_weights):
+        """Starts a new run: weights from `initial_weights`, fresh optimizer state, noise and
+        data order from `seed`. Equal, up to float rounding, to a freshly built trainer."""
+        with warnings.catch_warnings():  # the file holds no optimizer state: expected
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            self.model.load_weights(initial_weights)
+        for variable, value in zip(self.model.optimizer.variables, self._fresh_state):
+            variable.assign(value)
+        for variable in self.model.optimizer.variables:
+            if variable.name == "langevin_seed":
+                variable.assign(seed)
+        keras.utils.set_random_seed(seed)
+        # A new pipeline: a second pass over the old one would be shuffled differently.
+        self.config = self.config.replace(seed=seed)
+        self.dataset = load_data(self.config)
+
+    def fit(self, callbacks, start_epoch=0, verbose=0):
+        """`model.fit` up to `config.epochs` on the seeded training stream, from `start_epoch`."""
+        return self.model.fit(
+            training_stream(self.dataset, start_epoch),
+            epochs=self.config.epochs,
+            steps_per_epoch=self.dataset.steps_per_epoch,
+            initial_epoch=start_epoch,
+            validation_data=self.dataset.test,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the stream is shuffled, reproducibly, by the input pipeline
+        )
+
+
+def training_stream(dataset, start_epoch=0):
+    """The training set repeated endlessly, starting at epoch `start_epoch`.
+
+    The shuffling and augmentation of `dataset.train` are seeded and redrawn at each pass, so
+    the repeated dataset is one deterministic sequence of batches, of which epoch `e` is the
+    slice `[e * steps, (e + 1) * steps)`. A run resumed at epoch `e` skips the first `e * steps`
+    batches (the input pipeline runs for them, the model does not), so it trains on exactly the
+    batches of an uninterrupted run. (Restarting the iterator instead would replay epoch 0's
+    order: `reshuffle_each_iteration` counts passes per process.)
+    """
+    stream = dataset.train.repeat()
+    if start_epoch:
+        stream = stream.skip(start_epoch * dataset.steps_per_epoch)
+    return stream
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+def current_lr_sigma(optimizer):
+    """`(lr, sigma)` the schedules give at the optimizer's current step (sigma 0 if plain)."""
+    optimizer = base_optimizer(optimizer)
+    lr = float(ops.convert_to_numpy(optimizer.learning_rate))
+    sigma = getattr(optimizer, "sigma", 0.0)
+    return lr, float(ops.convert_to_numpy(sigma))
+
+
+class EpochInfo(keras.callbacks.Callback):
+    """Adds `lr` and `sigma` to the epoch logs.
+
+    Both are the schedules' values at the optimizer's step at the end of the epoch; `sigma` is
+    0 for the plain Keras optimizers. Put this callback before the loggers that should see them.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"], logs["sigma"] = current_lr_sigma(self.model.optimizer)
+
+
+class EpochRecords(keras.callbacks.Callback):
+    """Appends one CSV row per completed epoch (numbered from 1) and keeps the rows.
+
+    A row holds `fields` taken from `constants`, then from the epoch logs; `epoch` is the
+    number of completed epochs and `seconds` the wall time of the epoch. Each row is synced to
+    disk when written, so an interrupted run keeps the rows of its completed epochs.
+    """
+
+    def __init__(self, path, fields=LOG_FIELDS, constants=None):
+        super().__init__()
+        self.path, self.fields, self.constants = path, tuple(fields), dict(constants or {})
+        self.rows = []
+        self._started = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._started}
+        for field in self.fields:
+            if field in logs:
+                row[field] = float(logs[field])
+        row.update(self.constants)
+        row = {field: row.get(field, math.nan) for field in self.fields}
+        files.append_csv_row(self.path, self.fields, row)
+        self.rows.append(row)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` whose backup is never half-written.
+
+    Keras writes `latest.weights.h5`, then the metadata, in place: a process killed during the
+    write can leave a truncated weights file, or new weights next to the old epoch number, and
+    the resumed run would silently redo an epoch from the wrong state. Here each backup writes a
+    new weights file (model and optimizer state), then commits it by atomically replacing
+    `training_metadata.json`, which names the weights file and the epoch; older weights files
+    are deleted afterwards. `extra_metadata` (e.g. the run's settings) is stored with the epoch.
+    Backups are made at the end of every epoch.
+    """
+
+    def __init__(self, backup_dir, delete_checkpoint=True, extra_metadata=None):
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=delete_checkpoint)
+        self.extra_metadata = dict(extra_metadata or {})
+
+    @staticmethod
+    def read_metadata(backup_dir):
+        """The committed metadata of the backup in `backup_dir`, or None if there is none."""
+        path = os.path.join(backup_dir, "training_metadata.json")
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            metadata = json.load(f)
+        metadata.setdefault("weights", "latest.weights.h5")  # written by Keras's own callback
+        if not os.path.exists(os.path.join(backup_dir, metadata["weights"])):
+            return None
+        return metadata
+
+    def _load_model(self):
+        metadata = self.read_metadata(self.backup_dir)
+        if metadata is None:
+            return
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
+        self.model._initial_epoch = metadata["epoch"]
+
+    def _save_model(self):
+        name = f"epoch-{self._current_epoch:06d}.weights.h5"
+        files.save_weights_atomic(self.model, os.path.join(self.backup_dir, name))
+        metadata = {
+            **self.extra_metadata,
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+            "weights": name,
+        }
+        files.write_json(self._training_metadata_path, metadata)  # the commit point
+        for entry in os.listdir(self.backup_dir):
+            if entry.endswith(".weights.h5") and entry != name:
+                os.remove(os.path.join(self.backup_dir, entry))
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+def run_paths(run_dir, export_dir=None):
+    """Where a run keeps its outputs."""
+    return {
+        "run_dir": run_dir,
+        "csv_log": os.path.join(run_dir, "log.csv"),
+        "tensorboard": os.path.join(run_dir, "tensorboard"),
+        "backup": os.path.join(run_dir, "backup"),
+        "model": os.path.join(run_dir, "model.keras"),
+        "summary": os.path.join(run_dir, "summary.json"),
+        "export": export_dir,
+    }
+
+
+def resume_epoch(config, backup_dir):
+    """The epoch to resume `config` from (0 without a backup); refuses other settings."""
+    backup = AtomicBackupAndRestore.read_metadata(backup_dir)
+    if backup is None:
+        return 0
+    previous, settings = backup.get("settings"), config.settings()
+    if previous is not None and previous != settings:
+        changed = sorted(
+            key for key in set(previous) | set(settings) if previous.get(key) != settings.get(key)
+        )
+        raise SettingsMismatchError(
+            f"{os.path.dirname(os.path.abspath(backup_dir))} holds a backup of a run with other "
+            f"settings (different: {', '.join(changed)}). Resume it with the same arguments, or "
+            "use another --output (or delete that directory)."
+        )
+    return int(backup["epoch"])
+
+
+def standard_callbacks(paths, settings, verbose, tensorboard=True):
+    """lr/sigma into the logs, progress bar, CSV records, TensorBoard, then the backup (last:
+    an epoch counts as done once its records are written)."""
+    callbacks = [EpochInfo()]
+    if verbose:
+        callbacks.append(keras.callbacks.ProgbarLogger())
+    callbacks.append(EpochRecords(paths["csv_log"]))
+    if tensorboard and importlib.util.find_spec("tensorboard") is not None:
+        callbacks.append(
+            keras.callbacks.TensorBoard(
+                paths["tensorboard"], write_graph=False, update_freq="epoch", profile_batch=0
+            )
+        )
+    elif tensorboard:
+        print("TensorBoard is not installed: no TensorBoard logs.", file=sys.stderr)
+    callbacks.append(
+        AtomicBackupAndRestore(
+            paths["backup"], delete_checkpoint=False, extra_metadata={"settings": settings}
+        )
+    )
+    return callbacks
+
+
+def _prepare_run_dir(paths, start_epoch):
+    os.makedirs(paths["run_dir"], exist_ok=True)
+    if start_epoch == 0:  # a fresh start: the outputs of an earlier attempt go
+        for key in ("csv_log", "summary", "model"):
+            if os.path.exists(paths[key]):
+                os.remove(paths[key])
+        shutil.rmtree(paths["tensorboard"], ignore_errors=True)
+        return
+    rows = files.read_csv(paths["csv_log"])
+    kept = [
+        row for row in rows if row.get("epoch", "").isdigit() and int(row["epoch"]) <= start_epoch
+    ]
+    if len(kept) != len(rows):  # epochs of an interrupted attempt, redone
+        files.write_csv(paths["csv_log"], LOG_FIELDS, kept)
+
+
+def read_log(path):
+    """The rows of a run's `log.csv`, as dicts of floats (epoch as int)."""
+    return [
+        {key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
+        for row in files.read_csv(path)
+    ]
+
+
+def summarize(rows):
+    """Final and best test accuracy, final training loss, lr and sigma of a run's records."""
+    if not rows:
+        return {}
+    last = rows[-1]
+    best = max(rows, key=lambda row: row.get("val_accuracy", float("-inf")))
+    return {
+        "final_test_accuracy": last.get("val_accuracy"),
+        "final_test_loss": last.get("val_loss"),
+        "best_test_accuracy": best.get("val_accuracy"),
+        "best_epoch": best["epoch"],
+        "final_train_loss": last.get("loss"),
+        "final_train_accuracy": last.get("accuracy"),
+        "final_lr": last.get("lr"),
+        "final_sigma": last.get("sigma"),
+    }
+
+
+def run(
+    config,
+    run_dir,
+    *,
+    initial_weights=None,
+    export_dir=None,
+    verbose=1,
+    tensorboard=True,
+    extra_summary=None,
+):
+    """Trains `config` in `run_dir`, resumably; returns the run's summary.
+
+    A run directory with a backup is resumed from its last completed epoch (it ends with the
+    weights an uninterrupted run ends with); one whose backup has other settings is refused
+    (`SettingsMismatchError`). Bad settings raise `UsageError` before anything is written.
+    `initial_weights` (a weights file) replaces the seed's own initialisation. With
+    `export_dir`, the trained model is exported as a SavedModel there, complete or absent.
+    """
+    started = time.time()
+    paths = run_paths(run_dir, export_dir)
+    start_epoch = resume_epoch(config, paths["backup"])
+    with precision(config.mixed_precision):
+        keras.utils.set_random_seed(config.seed)
+        trainer = Trainer(config, initial_weights=initial_weights)
+        _prepare_run_dir(paths, start_epoch)
+        if start_epoch:
+            print(f"Resuming {run_dir} after epoch {start_epoch}.", file=sys.stderr)
+        if start_epoch >= config.epochs:
+            print(
+                f"The run has already completed {start_epoch} epochs (--epochs "
+                f"{config.epochs}); nothing to train.",
+                file=sys.stderr,
+            )
+        callbacks = standard_callbacks(paths, config.settings(), verbose, tensorboard)
+        trainer.fit(callbacks, start_epoch=start_epoch, verbose=verbose)
+        files.save_model_atomic(trainer.model, paths["model"])
+        if export_dir is not None:
+            files.export_atomic(trainer.model, export_dir)
+    rows = read_log(paths["csv_log"])
+    summary = {
+        **(extra_summary or {}),
+        "settings": config.settings(),
+        "epochs": len(rows),
+        "resumed_from_epoch": start_epoch,
+        **summarize(rows),
+        "train_size": trainer.dataset.train_size,
+        "test_size": trainer.dataset.test_size,
+        "steps_per_epoch": trainer.steps_per_epoch,
+        "parameters": trainer.model.count_params(),
+        "wall_time_s": round(time.time() - started, 3),
+        "paths": {key: value for key, value in paths.items() if value is not None},
+        "versions": {
+            "python": sys.version.split()[0],
+            "keras": keras.__version__,
+            "backend": keras.backend.backend(),
+        },
+    }
+    files.write_json(paths["summary"], summary)
+    return summary, rows
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def mean_std(values):
+    """`(mean, std, n)` of `values`: the sample standard deviation (n - 1 in the denominator),
+    NaN when n < 2; `(nan, nan, 0)` for no values."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return math.nan, math.nan, 0
+    std = float(values.std(ddof=1)) if values.size > 1 else math.nan
+    return float(values.mean()), std, int(values.size)
+
+
+def format_mean_std(values, scale=1.0, digits=4, signed=False):
+    """ "mean ± std" (just the mean for one value, "–" for none)."""
+    mean, std, count = mean_std(values)
+    if count == 0:
+        return "–"
+    text = f"{scale * mean:{'+' if signed else ''}.{digits}f}"
+    return text + (f" ± {scale * std:.{digits}f}" if count > 1 else "")
