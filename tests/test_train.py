@@ -25,6 +25,7 @@ import pytest
 from applications import files, train
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # training subprocesses, one of them killed and resumed
 EPOCHS = 5
 # cnn-4 with batch norm: BN statistics, data augmentation and Langevin noise on the first 30 %
 # of the layers are all part of the state that resuming must restore.
