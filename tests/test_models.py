@@ -1,5 +1,10 @@
 """Tests of the model builders in `applications.models`."""
 
+import json
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -14,6 +19,8 @@ from applications.models import (
     preact_resnet,
     zero_pad_shortcut,
 )
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Published parameter counts, as printed: He et al. (2016) for the CIFAR
 # ResNets, He et al. (2016b) for the pre-activation ResNets, Huang et al.
@@ -95,29 +102,93 @@ def _cifar_depth(name):
     return int(name.rpartition("-")[2].removeprefix("resnet").removeprefix("densenet"))
 
 
-@pytest.mark.parametrize("name", list(PUBLISHED_PARAMS))
+# Too deep for Python's default recursion limit of 1000 frames (Keras maps a functional graph
+# recursively, one frame per node): built in one fresh interpreter, as a user would build them.
+VERY_DEEP_MODELS = ("resnet1202", "preact-resnet1001", "densenet-bc-250")
+
+FRESH_PROCESS_SCRIPT = """
+import json, sys
+from test_models import _facts
+limit_before = sys.getrecursionlimit()
+from applications import build_model
+facts = {}
+for name in sys.argv[1:]:
+    facts[name] = _facts(build_model(name, input_shape=(32, 32, 3), classes=10))
+limit_after = sys.getrecursionlimit()
+print(json.dumps({"limit_before": limit_before, "limit_after": limit_after, "facts": facts}))
+"""
+
+
+def _facts(model):
+    """What the parameter-count test checks of a model, as JSON-serializable values."""
+    classifier = model.layers[-1]
+    return {
+        "name": model.name,
+        "count_params": int(model.count_params()),
+        "trainable": sum(int(np.prod(weight.shape)) for weight in model.trainable_weights),
+        "classifier_is_dense": isinstance(classifier, keras.layers.Dense),
+        "classifier_units": getattr(classifier, "units", None),
+        # The depth in a CIFAR name counts the weighted layers on the main path
+        # (stem, blocks, transitions, classifier), not projection shortcuts.
+        "main_path_weighted_layers": len(
+            [layer for layer in _weighted_layers(model) if "shortcut" not in layer.name]
+        ),
+    }
+
+
+def _assert_matches_publication(name, facts):
+    published, tolerance = _published_range(PUBLISHED_PARAMS[name])
+    # Papers count trainable parameters; count_params() adds the moving
+    # statistics of batch normalization. Both must match.
+    for count in (facts["count_params"], facts["trainable"]):
+        assert abs(count - published) <= tolerance, (
+            f"{name}: {count:,} parameters, published {PUBLISHED_PARAMS[name]}"
+        )
+    assert facts["classifier_is_dense"]
+    assert facts["classifier_units"] == (1000 if name in IMAGENET_MODELS else 10)
+    if name not in IMAGENET_MODELS:
+        assert facts["main_path_weighted_layers"] == _cifar_depth(name)
+        assert facts["name"] == name
+
+
+@pytest.mark.parametrize(
+    "name", [name for name in PUBLISHED_PARAMS if name not in VERY_DEEP_MODELS]
+)
 def test_parameter_count_matches_publication(name):
     if name in IMAGENET_MODELS:
         model = build_model(name, input_shape=(224, 224, 3), classes=1000)
     else:
         model = build_model(name, input_shape=(32, 32, 3), classes=10)
-    published, tolerance = _published_range(PUBLISHED_PARAMS[name])
-    trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
-    # Papers count trainable parameters; count_params() adds the moving
-    # statistics of batch normalization. Both must match.
-    for count in (model.count_params(), trainable):
-        assert abs(count - published) <= tolerance, (
-            f"{name}: {count:,} parameters, published {PUBLISHED_PARAMS[name]}"
-        )
-    classifier = model.layers[-1]
-    assert isinstance(classifier, keras.layers.Dense)
-    assert classifier.units == (1000 if name in IMAGENET_MODELS else 10)
-    if name not in IMAGENET_MODELS:
-        # The depth in the name counts the weighted layers on the main path
-        # (stem, blocks, transitions, classifier), not projection shortcuts.
-        weighted = [layer for layer in _weighted_layers(model) if "shortcut" not in layer.name]
-        assert len(weighted) == _cifar_depth(name)
-        assert model.name == name
+    _assert_matches_publication(name, _facts(model))
+
+
+def test_very_deep_models_build_in_a_fresh_process_and_match_publication():
+    """resnet1202, preact-resnet1001 and densenet-bc-250 at Python's default recursion limit.
+
+    One subprocess builds all three (a fresh interpreter, which nothing here has touched),
+    so this costs what the three in-process builds did plus one start-up.
+    """
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [tests, ROOT, os.environ.get("PYTHONPATH")])),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, *VERY_DEEP_MODELS],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["limit_before"] <= 1000  # the default: the builders must raise it themselves
+    assert report["limit_after"] > 1000  # and it stays raised, for loading and cloning
+    assert set(report["facts"]) == set(VERY_DEEP_MODELS)
+    for name, facts in report["facts"].items():
+        _assert_matches_publication(name, facts)
 
 
 def test_layer_names_are_stable():
