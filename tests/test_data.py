@@ -1,4 +1,4 @@
-"""Tests for applications.data (tf.data pipelines) and applications.augment (keras-cv)."""
+"""Tests for applications.data (tf.data pipelines) and applications.data.augment (keras-cv)."""
 
 import os
 
@@ -6,6 +6,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import ast
 import math
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -287,10 +289,14 @@ def test_bad_arguments():
 
 
 def test_keras_cv_is_imported_lazily():
-    """keras_cv may only be imported inside functions of applications/augment.py."""
+    """keras_cv may only be imported inside functions of applications/data/augment.py."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for module, allowed in (("data", False), ("augment", True)):
-        with open(os.path.join(root, "applications", f"{module}.py")) as f:
+    package = os.path.join(root, "applications", "data")
+    modules = sorted(name[:-3] for name in os.listdir(package) if name.endswith(".py"))
+    assert "augment" in modules and "pipeline" in modules
+    for module in modules:
+        allowed = module == "augment"
+        with open(os.path.join(package, f"{module}.py")) as f:
             tree = ast.parse(f.read())
         top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
         names = [a.name for n in top_level for a in n.names] + [
@@ -348,6 +354,18 @@ def test_mixup_on_mock_cifar10_standardized():
         x, y = _first_batch(d.train)
     assert x.shape == (12, 32, 32, 3) and y.shape == (12, 10)
     np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_digits_module_imports_without_tensorflow():
+    """The embedded digits serve any Keras backend: importing them loads no TensorFlow."""
+    code = (
+        "import sys, applications.digits, applications.data.digits; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'; "
+        "assert applications.digits.load_digits_arrays is "
+        "applications.data.digits.load_digits_arrays"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=120)
 
 
 # ---------------------------------------------------------------------------- synthetic
