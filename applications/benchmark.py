@@ -244,7 +244,7 @@ def _fit_epoch_runner(model, optimizer, x, y, batch_size, jit_compile="auto"):
 def bench_end_to_end(quick, repeats, images=None, batch_size=32, jit_compile="auto"):
     """`model.fit` epochs, Adam against LAdam, and what bounds their ratio: the update alone
     and the noise generator alone on the same model's variables, per training step."""
-    from applications.digits import load_digits_arrays
+    from applications.data.digits import load_digits_arrays
     from applications.models import build_model
 
     rows = []

@@ -15,7 +15,6 @@ One definition of each flag, one list syntax, one validation and the same messag
 
 import argparse
 import ast
-import re
 
 import numpy as np
 
@@ -23,7 +22,6 @@ from applications import optimizers as optimizers_lib
 
 MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")
 NOISES = ("gaussian", "rademacher")
-_PLAIN_MODEL = re.compile(r"(mlp|cnn)-\d+")
 
 # Defaults of the flags that only some optimizers use; None on the parser means "not given".
 LANGEVIN_DEFAULTS = {"sigma_schedule": "log", "noise": "gaussian"}
@@ -67,11 +65,11 @@ non_negative_float = number(float, "a number >= 0", lambda x: bool(np.isfinite(x
 def model_name(value):
     from applications import models
 
-    if value in models.MODEL_NAMES or _PLAIN_MODEL.fullmatch(value):
+    if models.is_model_name(value):
         return value
     raise argparse.ArgumentTypeError(
         f"unknown model {value!r}; expected one of {', '.join(models.MODEL_NAMES)}, "
-        "or mlp-<depth> / cnn-<depth>"
+        f"or {' / '.join(models.PATTERNS)}"
     )
 
 
@@ -181,8 +179,8 @@ def add_model_data_arguments(parser, defaults):
             "--model",
             type=model_name,
             default=defaults["model"],
-            help="model name, see applications.models.MODEL_NAMES, or mlp-<depth> / "
-            "cnn-<depth> (default: %(default)s)",
+            help="model name, see applications.models.MODEL_NAMES, or mlp-<depth>, "
+            "cnn-<depth>, resnet-<depth>, densenet-<depth> (default: %(default)s)",
         )
         group.add_argument(
             "--model-option",

@@ -22,7 +22,8 @@ Families (each one a function whose depth and width are arguments):
 the families share.
 
 `build_model(name, ...)` picks a family and its settings from a name: the names
-in `MODEL_NAMES`, or the patterns `mlp-<depth>` and `cnn-<depth>`. Each module
+in `MODEL_NAMES`, or the patterns `mlp-<depth>`, `cnn-<depth>`, `resnet-<depth>` and
+`densenet-<depth>`. Each module
 of `_REGISTRANTS` declares its names in `PRESETS` (name -> `Preset`) and may
 declare name patterns in `PATTERNS`; adding a family is one module and one
 entry there.
@@ -93,6 +94,15 @@ def _preset(name):
     )
 
 
+def is_model_name(name):
+    """Whether `build_model` knows `name` (a fixed name or one matching a pattern)."""
+    try:
+        _preset(name)
+    except ValueError:
+        return False
+    return True
+
+
 def build_model(name, input_shape=(32, 32, 3), classes=10, **kwargs):
     """Build a model by name.
 
@@ -133,6 +143,7 @@ __all__ = [
     "densenet",
     "ensure_recursion_limit",
     "functional_model",
+    "is_model_name",
     "keras_application",
     "mlp",
     "plain_cnn",

@@ -5,6 +5,8 @@
 resnet20, resnet32, resnet44, resnet56, resnet110 and resnet1202.
 """
 
+import re
+
 from keras import layers
 
 from applications.models._layers import (
@@ -187,3 +189,6 @@ PRESETS = {
     f"resnet{depth}": Preset(cifar_resnet, {"depth": depth})
     for depth in (20, 32, 44, 56, 110, 1202)
 }
+
+# Any depth (6n+2) by name, as the depth study uses them: "resnet-8", "resnet-56".
+PATTERNS = {"resnet-<depth>": (re.compile(r"resnet-(\d+)"), cifar_resnet)}

@@ -5,6 +5,8 @@ With or without bottleneck layers and compression (DenseNet-BC): :func:`densenet
 densenet-bc-100 and densenet-bc-250.
 """
 
+import re
+
 from keras import layers
 
 from applications.models._layers import (
@@ -186,3 +188,6 @@ PRESETS = {
         densenet, {"depth": 250, "growth_rate": 24, "bottleneck": True, "compression": 0.5}
     ),
 }
+
+# Any depth (3n+4) by name, as the depth study uses them: "densenet-7", "densenet-40".
+PATTERNS = {"densenet-<depth>": (re.compile(r"densenet-(\d+)"), densenet)}
