@@ -65,14 +65,42 @@ def test_config_round_trips_every_argument():
     schedule = kl.schedules.LogAnnealing(5e-3, decay=1e-3)
     lr = keras.optimizers.schedules.InverseTimeDecay(5e-3, decay_steps=100, decay_rate=1.0)
     cases = [
-        kl.LSGD(0.1, momentum=0.9, nesterov=True, sigma=0.2, seed=4, noise="rademacher",
-                weight_decay=1e-4, clipnorm=1.0, use_ema=True, ema_momentum=0.9,
-                gradient_accumulation_steps=2, jit_compile=False, name="custom"),
-        kl.LAdam(lr, beta_1=0.8, beta_2=0.99, epsilon=1e-5, amsgrad=True, sigma=schedule,
-                 langevin_layers=0.3, seed=1, global_clipnorm=2.0, loss_scale_factor=8.0),
-        kl.LRMSprop(rho=0.8, momentum=0.5, centered=True, epsilon=1e-6, clipvalue=0.5,
-                    sigma=keras.optimizers.schedules.PiecewiseConstantDecay([100], [0.1, 0.0]),
-                    langevin_layers=["conv*", "dense"]),
+        kl.LSGD(
+            0.1,
+            momentum=0.9,
+            nesterov=True,
+            sigma=0.2,
+            seed=4,
+            noise="rademacher",
+            weight_decay=1e-4,
+            clipnorm=1.0,
+            use_ema=True,
+            ema_momentum=0.9,
+            gradient_accumulation_steps=2,
+            jit_compile=False,
+            name="custom",
+        ),
+        kl.LAdam(
+            lr,
+            beta_1=0.8,
+            beta_2=0.99,
+            epsilon=1e-5,
+            amsgrad=True,
+            sigma=schedule,
+            langevin_layers=0.3,
+            seed=1,
+            global_clipnorm=2.0,
+            loss_scale_factor=8.0,
+        ),
+        kl.LRMSprop(
+            rho=0.8,
+            momentum=0.5,
+            centered=True,
+            epsilon=1e-6,
+            clipvalue=0.5,
+            sigma=keras.optimizers.schedules.PiecewiseConstantDecay([100], [0.1, 0.0]),
+            langevin_layers=["conv*", "dense"],
+        ),
         kl.LAdadelta(1.0, rho=0.9, epsilon=1e-6, sigma=0.05, ema_overwrite_frequency=5),
         kl.LayerLAdam(sigma=0.01),
     ]
@@ -87,8 +115,10 @@ def test_layer_names_default_to_the_paper_fraction():
     for cls in (kl.LayerLSGD, kl.LayerLAdam, kl.LayerLRMSprop, kl.LayerLAdadelta):
         optimizer = cls(sigma=1e-3)
         assert optimizer.langevin_layers == 0.3
-        assert isinstance(optimizer, ALL[[kl.LayerLSGD, kl.LayerLAdam, kl.LayerLRMSprop,
-                                          kl.LayerLAdadelta].index(cls)])
+        assert isinstance(
+            optimizer,
+            ALL[[kl.LayerLSGD, kl.LayerLAdam, kl.LayerLRMSprop, kl.LayerLAdadelta].index(cls)],
+        )
     assert kl.LayerLAdam(langevin_layers=0.5).langevin_layers == 0.5
 
 
