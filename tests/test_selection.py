@@ -86,8 +86,9 @@ def test_keras_resnet50():
 
 
 def test_nested_models_are_flattened():
-    inner = keras.Sequential([keras.layers.Dense(4, name="in1"), keras.layers.Dense(4, name="in2")],
-                             name="inner")
+    inner = keras.Sequential(
+        [keras.layers.Dense(4, name="in1"), keras.layers.Dense(4, name="in2")], name="inner"
+    )
     inputs = keras.Input((4,))
     x = keras.layers.Dense(4, name="first")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(2, name="last")(inner(x)))
@@ -124,3 +125,97 @@ def test_selection_is_not_optimizer_state():
     optimizer.build(model.trainable_variables)
     model_ids = {id(v) for v in model.trainable_variables}
     assert not any(id(v) in model_ids for v in optimizer.variables)
+
+
+def test_tiny_fraction_selects_one_layer():
+    model = _cifar_resnet()
+    for fraction in (1e-12, 1e-9, 0.01):
+        assert _noisy_layer_names(model, fraction) == ["stem_conv"]
+    assert selection.fraction_count(0.3, 10) == 3  # not 4 from 3.0000000000000004
+    assert selection.fraction_count(1.0, 7) == 7 and selection.fraction_count(0.5, 0) == 0
+
+
+class _HeadFirst(keras.Model):
+    """The issue's example: the output layer is assigned first and called last."""
+
+    def __init__(self):
+        super().__init__(name="head_first")
+        self.head = keras.layers.Dense(3, name="head")
+        self.norm = keras.layers.LayerNormalization(name="norm")
+        self.a = keras.layers.Dense(8, activation="relu", name="a")
+        self.b = keras.layers.Dense(8, activation="relu", name="b")
+
+    def call(self, x):
+        return self.head(self.norm(self.b(self.a(x))))
+
+
+def _owners(optimizer):
+    return [selection.owner_path(v) for v in optimizer.langevin_variables]
+
+
+def test_subclassed_model_in_fit_takes_the_call_order():
+    model = _HeadFirst()
+    assert [layer.name for layer in model.layers] == ["head", "norm", "a", "b"]
+    model.compile(kl.LayerLAdam(1e-2, sigma=1e-3, seed=0), "mse")
+    model.fit(keras.ops.ones((8, 5)), keras.ops.zeros((8, 3)), verbose=0)
+    # ceil(0.3 * 4) = 2 layers nearest the input: a, b (never head).
+    assert _owners(model.optimizer) == ["head_first/a"] * 2 + ["head_first/b"] * 2
+
+
+class _Block(keras.layers.Layer):
+    """A custom block whose sublayers are assigned in the reverse of their call order."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.second = keras.layers.Dense(4, name="second")
+        self.first = keras.layers.Dense(4, name="first")
+
+    def call(self, x):
+        return self.second(self.first(x))
+
+
+def test_custom_block_inside_a_functional_model_is_traced():
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(4, name="stem")(inputs)
+    x = _Block(name="block")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
+    optimizer = kl.LSGD(sigma=0.1, langevin_layers=0.5)
+    optimizer.build(model.trainable_variables)
+    assert sorted(set(_owners(optimizer))) == ["block/first", "stem"]
+
+
+class _Untraceable(keras.Model):
+    """A call that only runs eagerly (Python control flow on a value)."""
+
+    def __init__(self):
+        super().__init__(name="untraceable")
+        self.head = keras.layers.Dense(3, name="head")
+        self.a = keras.layers.Dense(8, name="a")
+
+    def call(self, x):
+        x = self.a(x)
+        if float(keras.ops.convert_to_numpy(keras.ops.sum(x))) > 1e9:
+            x = -x
+        return self.head(x)
+
+
+def test_fraction_is_refused_when_the_order_cannot_be_known():
+    model = _Untraceable()
+    model(keras.ops.ones((2, 5)))
+    optimizer = kl.LAdam(sigma=0.1, langevin_layers=0.5)
+    with pytest.raises(ValueError, match=r"cannot be determined.*untraceable.*langevin_layers=\["):
+        optimizer.build(model.trainable_variables)
+    # Names work.
+    optimizer = kl.LAdam(sigma=0.1, langevin_layers=["a"])
+    optimizer.build(model.trainable_variables)
+    assert _owners(optimizer) == ["untraceable/a"] * 2
+
+
+def test_bare_variables_keep_their_order():
+    variables = []
+    for i in range(4):
+        with keras.name_scope(f"layer{i}"):
+            variables.append(keras.Variable(keras.ops.zeros((2,)), name="w"))
+    optimizer = kl.LSGD(sigma=0.1, langevin_layers=0.5)
+    optimizer.build(variables[::-1])  # no model among the callers: the list is the order
+    assert _owners(optimizer) == ["layer3", "layer2"]
