@@ -6,10 +6,10 @@ plus `sigma * sqrt(learning_rate * P) * xi`, `P` the optimizer's own preconditio
 standard Gaussian noise, optionally only on the layers nearest the input.
 """
 
-from keras_langevin import schedules
+from keras_langevin import callbacks, schedules
 from keras_langevin.adadelta import LAdadelta
 from keras_langevin.adam import LAdam
-from keras_langevin.base import LangevinMixin
+from keras_langevin.base import LangevinMixin, langevin_optimizer
 from keras_langevin.layer import LayerLAdadelta, LayerLAdam, LayerLRMSprop, LayerLSGD
 from keras_langevin.rmsprop import LRMSprop
 from keras_langevin.sgd import LSGD
@@ -26,5 +26,7 @@ __all__ = [
     "LayerLAdam",
     "LayerLRMSprop",
     "LayerLSGD",
+    "callbacks",
+    "langevin_optimizer",
     "schedules",
 ]

@@ -1,11 +1,16 @@
 """Langevin Adadelta."""
 
+from __future__ import annotations
+
 import keras
 from keras import ops
+from keras.optimizers.schedules import LearningRateSchedule
 
-from keras_langevin.base import LangevinMixin, langevin_args_doc
+from keras_langevin.base import LangevinMixin, Sigma, fill_docstring
+from keras_langevin.selection import LayerSelection
 
 
+@fill_docstring
 @keras.saving.register_keras_serializable(package="keras_langevin")
 class LAdadelta(LangevinMixin, keras.optimizers.Adadelta):
     """Langevin Adadelta (Bras, arXiv 2212.14718).
@@ -25,25 +30,50 @@ class LAdadelta(LangevinMixin, keras.optimizers.Adadelta):
             paper used 0.1).
         rho: Float, decay of the moving averages. Defaults to `0.95`.
         epsilon: Float added inside the square roots. Defaults to `1e-7`.
+        weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
+            ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name:
+            as in Keras, in the same positions and with the same defaults. `name=None`
+            gives a unique name (`ladadelta`, `ladadelta_1`, ...).
         {{langevin_args}}
     """
 
     def __init__(
         self,
-        learning_rate=0.001,
-        rho=0.95,
-        epsilon=1e-7,
-        sigma=0.0,
-        langevin_layers=None,
-        seed=None,
-        noise="gaussian",
-        jit_compile=True,
+        learning_rate: float | LearningRateSchedule = 0.001,
+        rho: float = 0.95,
+        epsilon: float = 1e-7,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: float | None = None,
+        gradient_accumulation_steps: int | None = None,
+        name: str | None = None,
+        *,
+        sigma: Sigma = 0.0,
+        langevin_layers: LayerSelection = None,
+        seed: int | None = None,
+        noise: str = "gaussian",
+        jit_compile: bool = True,
         **kwargs,
-    ):
+    ) -> None:
         super().__init__(
             learning_rate=learning_rate,
             rho=rho,
             epsilon=epsilon,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            name=name,
             sigma=sigma,
             langevin_layers=langevin_layers,
             seed=seed,
@@ -62,6 +92,3 @@ class LAdadelta(LangevinMixin, keras.optimizers.Adadelta):
             ops.sqrt(ops.add(pre_update, self.epsilon)),
             ops.sqrt(ops.add(self._accumulated_grads[index], self.epsilon)),
         )
-
-
-LAdadelta.__doc__ = LAdadelta.__doc__.replace("{{langevin_args}}", langevin_args_doc)

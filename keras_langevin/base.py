@@ -11,29 +11,43 @@ is exactly the Keras update and draws no random numbers. A constant `sigma` of 0
 at all, so the optimizer is then Keras's own.
 """
 
+from __future__ import annotations
+
 import math
-from numbers import Real
+from numbers import Integral, Real
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_langevin import noise as noise_lib
 from keras_langevin import selection
 
-_SEED_RANGE = 2**31
+Sigma = float | keras.optimizers.schedules.LearningRateSchedule
+
+_SEED_LIMIT = 2**32  # the noise keys are 32-bit words, as Keras's own seeds
+_SEED_DRAW_RANGE = 2**31  # seed=None draws from this range
+# Steps at which a sigma schedule is checked at construction (0..10, then 1-2-5 up to 10^9).
+_PROBE_STEPS = list(range(11)) + [m * 10**k for k in range(1, 10) for m in (1, 2, 5)][1:]
 
 langevin_args_doc = """sigma: Float >= 0 or a `keras.optimizers.schedules.LearningRateSchedule`
             (a function of the step, e.g. `keras_langevin.schedules.LogAnnealing`, or Keras's
             `PiecewiseConstantDecay` to switch the noise off at some step). The noise level.
-            Defaults to `0.0`, which is exactly the Keras optimizer.
+            Defaults to `0.0`, which is exactly the Keras optimizer. A float sigma is an
+            optimizer variable, settable like `learning_rate` (`optimizer.sigma = 1e-3`
+            takes effect at the next step, without retracing), except when it is 0 at
+            construction: that optimizer is Keras's own and its sigma stays 0 (setting
+            another value raises; construct with the value you start from, and set 0 to
+            pause the noise).
         langevin_layers: Which variables get noise ("Layer Langevin"). `None` (default): all.
-            A float `f` in (0, 1]: the variables of the first `ceil(f * L)` of the `L` layers
-            that own trainable variables, in forward order (nearest the input first). A list
-            of layer names or glob patterns. A callable `predicate(variable) -> bool`.
-        seed: Int or `None`. Seeds the noise. `None` draws a seed from Python's `random`
-            module when the optimizer is built (so `keras.utils.set_random_seed` makes it
-            reproducible); the seed is an optimizer variable, saved with the optimizer and
-            identical on every replica.
+            A float `f` in (0, 1]: the variables of the first `ceil(f * L)` (at least one) of
+            the `L` layers that own trainable variables, in forward order (nearest the input
+            first; subclassed models are traced to find it). A layer name, a list of layer
+            names or glob patterns. A callable `predicate(variable) -> bool`.
+        seed: Int in [0, 2**32) or `None`. Seeds the noise. `None` draws a seed from Python's
+            `random` module when the optimizer is built (so `keras.utils.set_random_seed`
+            makes it reproducible); the seed is an optimizer variable, saved with the
+            optimizer and identical on every replica.
         noise: `"gaussian"` (default) or `"rademacher"` (+-1 with probability 1/2: the
             simplified weak Euler scheme, same first three moments, weak order 1, cheaper).
         jit_compile: Bool, TensorFlow only. Compiles the whole update of all variables into
@@ -42,31 +56,117 @@ langevin_args_doc = """sigma: Float >= 0 or a `keras.optimizers.schedules.Learni
             `tf.distribute` strategy, where the update runs per replica as in Keras. Variables
             without noise (all of them when `sigma=0`) are always updated by Keras's own
             path, bit for bit.
-        **kwargs: every base optimizer argument of Keras (`weight_decay`, `clipnorm`,
-            `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
-            `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps`,
-            `name`), with Keras's defaults."""
+        **kwargs: any other base optimizer argument of Keras, by keyword.
+
+    The arguments of the Keras optimizer keep their position (a drop-in replacement); the
+    Langevin arguments are keyword-only."""
+
+
+def fill_docstring(cls):
+    """Puts the shared Langevin arguments into `cls.__doc__` (None under `python -OO`)."""
+    if cls.__doc__:
+        cls.__doc__ = cls.__doc__.replace("{{langevin_args}}", langevin_args_doc)
+    return cls
+
+
+def _float_limit():
+    return float(np.finfo(keras.backend.floatx()).max)
+
+
+def _validate_sigma_value(sigma, arg="sigma"):
+    if isinstance(sigma, bool) or not isinstance(sigma, Real):
+        raise TypeError(
+            f"Argument `{arg}` must be a float >= 0 or a "
+            f"keras.optimizers.schedules.LearningRateSchedule. Received: {arg}={sigma!r}"
+        )
+    value = float(sigma)
+    if not math.isfinite(value) or value < 0 or value > _float_limit():
+        raise ValueError(
+            f"Argument `{arg}` must be >= 0 and finite in {keras.backend.floatx()} "
+            f"(at most {_float_limit():.4g}). Received: {arg}={sigma!r}"
+        )
+    return value
+
+
+def _probe_schedule(schedule):
+    """Checks a sigma schedule at a grid of steps: every value finite and >= 0."""
+    for step in _PROBE_STEPS:
+        try:
+            value = float(ops.convert_to_numpy(schedule(step)))
+        except Exception:  # noqa: BLE001 - a symbolic context or a schedule that needs a tensor
+            return
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(
+                "Argument `sigma` as a schedule must give values >= 0 and finite at every "
+                f"step; it gives {value!r} at step {step}. Received: sigma={schedule!r}"
+            )
 
 
 def _validate_sigma(sigma):
     if isinstance(sigma, keras.optimizers.schedules.LearningRateSchedule):
+        _probe_schedule(sigma)
         return sigma
-    if isinstance(sigma, bool) or not isinstance(sigma, Real):
-        raise TypeError(
-            "Argument `sigma` must be a float >= 0 or a "
-            f"keras.optimizers.schedules.LearningRateSchedule. Received: sigma={sigma!r}"
-        )
-    if not math.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"Argument `sigma` must be finite and >= 0. Received: sigma={sigma!r}")
-    return float(sigma)
+    return _validate_sigma_value(sigma)
 
 
 def _validate_seed(seed):
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
         raise TypeError(f"Argument `seed` must be an int or None. Received: seed={seed!r}")
-    return seed
+    if not 0 <= seed < _SEED_LIMIT:
+        raise ValueError(
+            f"Argument `seed` must be in [0, 2**32), as Keras's seeds. Received: seed={seed!r}"
+        )
+    return int(seed)
+
+
+def _validate_jit_compile(jit_compile):
+    if not isinstance(jit_compile, (bool, np.bool_)):
+        raise TypeError(
+            f"Argument `jit_compile` must be True or False. Received: jit_compile={jit_compile!r}"
+        )
+    return bool(jit_compile)
+
+
+def _seed_as_int32(seed):
+    """The seed as the int32 with its bits (the noise casts it back to uint32)."""
+    return seed - _SEED_LIMIT if seed >= 2**31 else seed
+
+
+def _default_name(cls):
+    """`ladam`, then `ladam_1`, `ladam_2`, ...: Keras's de-duplication of optimizer names."""
+    prefix = cls.__name__.lower()
+    uid = keras.backend.get_uid(prefix)
+    return prefix if uid == 1 else f"{prefix}_{uid - 1}"
+
+
+def langevin_optimizer(optimizer: keras.optimizers.Optimizer) -> LangevinMixin:
+    """The Langevin optimizer itself, or the one inside Keras's wrappers.
+
+    Under a `mixed_float16` policy, `model.compile` wraps the optimizer in a
+    `keras.optimizers.LossScaleOptimizer`, which does not forward the Langevin attributes;
+    `keras_langevin.langevin_optimizer(model.optimizer).langevin_variables` reaches them
+    either way.
+
+    Args:
+        optimizer: a Langevin optimizer, or a `LossScaleOptimizer` around one.
+
+    Returns:
+        The `LangevinMixin` instance.
+
+    Raises:
+        ValueError: there is no Langevin optimizer in `optimizer`.
+    """
+    inner = optimizer
+    while not isinstance(inner, LangevinMixin):
+        inner = getattr(inner, "inner_optimizer", None)
+        if inner is None:
+            raise ValueError(
+                "Argument `optimizer` must be a keras_langevin optimizer or a "
+                f"LossScaleOptimizer around one. Received: optimizer={optimizer!r}"
+            )
+    return inner
 
 
 class _FunctionCache:
@@ -87,69 +187,115 @@ class LangevinMixin:
     def __init__(
         self,
         *,
-        sigma=0.0,
-        langevin_layers=None,
-        seed=None,
-        noise="gaussian",
-        jit_compile=True,
+        sigma: Sigma = 0.0,
+        langevin_layers: selection.LayerSelection = None,
+        seed: int | None = None,
+        noise: str = "gaussian",
+        jit_compile: bool = True,
         **kwargs,
-    ):
+    ) -> None:
         # Validate before Keras creates any variable: bad input fails at construction.
         sigma = _validate_sigma(sigma)
         langevin_layers = selection.validate_selection(langevin_layers)
         seed = _validate_seed(seed)
         noise = noise_lib.validate_noise(noise)
+        jit_compile = _validate_jit_compile(jit_compile)
         if kwargs.get("name") is None:
-            kwargs["name"] = type(self).__name__.lower()
+            kwargs["name"] = _default_name(type(self))
         super().__init__(**kwargs)
         self._sigma = sigma
+        # sigma = 0 at construction is the Keras optimizer: no noise is ever traced.
+        self._noise_off = sigma == 0.0 if isinstance(sigma, float) else False
+        if isinstance(sigma, float):
+            # Like Keras's learning rate: a variable, so setting it needs no retracing.
+            self._sigma_variable = self.add_variable(
+                shape=(),
+                initializer=keras.initializers.Constant(sigma),
+                dtype=keras.backend.floatx(),
+                aggregation="only_first_replica",
+                name="sigma",
+            )
         self.langevin_layers = langevin_layers
         self.seed = seed
         self.noise = noise
-        self.jit_compile = bool(jit_compile)
+        self.jit_compile = jit_compile
         self._langevin_indices = frozenset()
         self._compiled_updates = _FunctionCache()
 
     # ----------------------------------------------------------------------------- state
 
-    def build(self, variables):
+    def build(self, variables) -> None:
         if self.built:
             return
+        model = None
+        if isinstance(self.langevin_layers, float):
+            model = selection.calling_model(variables)
         super().build(variables)
         seed = self.seed
         if seed is None:
             import random
 
-            seed = random.randrange(_SEED_RANGE)
+            seed = random.randrange(_SEED_DRAW_RANGE)
         self._langevin_seed = self.add_variable(
             shape=(),
-            initializer=keras.initializers.Constant(seed % _SEED_RANGE),
+            initializer=keras.initializers.Constant(_seed_as_int32(seed)),
             dtype="int32",
             name="langevin_seed",
         )
-        self._langevin_indices = selection.select(list(variables), self.langevin_layers)
+        self._langevin_indices = selection.select(list(variables), self.langevin_layers, model)
 
     @property
-    def langevin_variables(self):
+    def langevin_variables(self) -> list:
         """The model variables that receive noise (available after `build`)."""
         if not self.built:
             return []
-        return [
-            v for i, v in enumerate(self._trainable_variables) if i in self._langevin_indices
-        ]
+        return [v for i, v in enumerate(self._trainable_variables) if i in self._langevin_indices]
 
     @property
     def sigma(self):
-        """The current noise level (a float, or a tensor when `sigma` is a schedule)."""
+        """The current noise level: a tensor (the variable's value, or the schedule's value
+        at the current step).
+
+        Settable with a float when `sigma` is a float that was not 0 at construction; the new
+        value is used from the next step on.
+        """
         if isinstance(self._sigma, keras.optimizers.schedules.LearningRateSchedule):
             return self._sigma(self._iterations)
-        return self._sigma
+        return ops.convert_to_tensor(self._sigma_variable)
+
+    @sigma.setter
+    def sigma(self, value) -> None:
+        if isinstance(self._sigma, keras.optimizers.schedules.LearningRateSchedule):
+            raise TypeError(
+                "This optimizer was created with a schedule as its `sigma` argument, hence its "
+                "sigma is not settable. Construct it with a float `sigma` to set it later. "
+                f"Received: sigma={value!r}"
+            )
+        if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+            raise TypeError(
+                "A sigma schedule can only be given at construction; set a float here. "
+                f"Received: sigma={value!r}"
+            )
+        value = _validate_sigma_value(value)
+        if self._noise_off and value != 0.0:
+            raise ValueError(
+                "This optimizer was constructed with sigma=0, which is exactly the Keras "
+                "optimizer (no noise is traced), so its sigma cannot be changed. Construct "
+                "it with the sigma you start from (and set sigma to 0 to pause the noise). "
+                f"Received: sigma={value!r}"
+            )
+        self._sigma_variable.assign(value)
+
+    def _current_sigma(self):
+        if isinstance(self._sigma, keras.optimizers.schedules.LearningRateSchedule):
+            return self._sigma(self._iterations)
+        return self._sigma_variable
 
     # ------------------------------------------------------------------------ hot path
 
     def _adds_noise(self, index):
         # Decided at trace time: static zero sigma or an unselected variable draw nothing.
-        return self._sigma != 0.0 and index in self._langevin_indices
+        return not self._noise_off and index in self._langevin_indices
 
     def _langevin_pre_update(self, variable, index):
         """Values needed by the preconditioner that the Keras update overwrites."""
@@ -171,7 +317,7 @@ class LangevinMixin:
     def _add_noise(self, variable, index, learning_rate, preconditioner):
         dtype = variable.dtype
         scale = ops.multiply(
-            ops.cast(self.sigma, dtype), ops.sqrt(ops.cast(learning_rate, dtype))
+            ops.cast(self._current_sigma(), dtype), ops.sqrt(ops.cast(learning_rate, dtype))
         )
         if preconditioner is not None:
             scale = ops.multiply(scale, ops.sqrt(preconditioner))
@@ -219,9 +365,10 @@ class LangevinMixin:
 
     def get_config(self):
         config = super().get_config()
-        sigma = self._sigma
-        if not isinstance(sigma, float):
-            sigma = keras.optimizers.schedules.serialize(sigma)
+        if isinstance(self._sigma, keras.optimizers.schedules.LearningRateSchedule):
+            sigma = keras.optimizers.schedules.serialize(self._sigma)
+        else:  # the current value, as Keras does for the learning rate
+            sigma = float(ops.convert_to_numpy(self._sigma_variable))
         layers = self.langevin_layers
         if callable(layers):
             layers = keras.saving.serialize_keras_object(layers)

@@ -1,42 +1,83 @@
-"""The paper's Layer Langevin names.
+"""The paper's Layer Langevin optimizers.
 
 The paper presents "Layer Langevin" optimizers (noise only on the layers nearest the input) as
 separate classes. Here the layer filter is one mechanism shared by every optimizer, the
-`langevin_layers` argument; these names are the same classes with the paper's default of 30%
-of the layers, so a reader of the paper finds them.
+`langevin_layers` argument; the classes below are the Langevin optimizers with the paper's
+default of 30% of the layers, under the paper's names.
 """
+
+from __future__ import annotations
+
+import inspect
 
 import keras
 
 from keras_langevin.adadelta import LAdadelta
 from keras_langevin.adam import LAdam
 from keras_langevin.rmsprop import LRMSprop
+from keras_langevin.selection import LayerSelection
 from keras_langevin.sgd import LSGD
 
 PAPER_LAYER_FRACTION = 0.3
 
+_DOC = """Layer Langevin {base} (Bras, arXiv 2212.14718): `keras_langevin.{base}` with noise on
+    the first 30% of the weighted layers, nearest the input.
 
-def _layer_variant(base):
-    def __init__(self, *args, langevin_layers=PAPER_LAYER_FRACTION, **kwargs):
-        base.__init__(self, *args, langevin_layers=langevin_layers, **kwargs)
+    The same class as `{base}`, with `langevin_layers=0.3` by default: the variables of the
+    first `ceil(0.3 * L)` of the `L` layers that own trainable variables, in forward order.
+    Every argument, its position and its default are those of `{base}` (the Keras arguments
+    positional, the Langevin ones keyword-only); see `keras_langevin.{base}`.
+    """
 
-    name = f"Layer{base.__name__}"
-    cls = type(
-        name,
-        (base,),
-        {
-            "__init__": __init__,
-            "__module__": __name__,
-            "__doc__": f"`{base.__name__}` with `langevin_layers={PAPER_LAYER_FRACTION}` by "
-            "default (Layer Langevin: noise on the first 30% of the weighted layers, "
-            f"nearest the input).\n\n    See `keras_langevin.{base.__name__}` for the "
-            "arguments.",
-        },
-    )
+
+def _with_layer_default(cls):
+    """Gives `cls.__init__` the signature of its base with the paper's layer fraction."""
+    signature = inspect.signature(cls.__bases__[0].__init__)
+    parameters = [
+        p.replace(default=PAPER_LAYER_FRACTION) if p.name == "langevin_layers" else p
+        for p in signature.parameters.values()
+    ]
+    cls.__init__.__signature__ = signature.replace(parameters=parameters)
+    if cls.__doc__ is not None:  # None under python -OO
+        cls.__doc__ = _DOC.format(base=cls.__bases__[0].__name__)
     return keras.saving.register_keras_serializable(package="keras_langevin")(cls)
 
 
-LayerLSGD = _layer_variant(LSGD)
-LayerLAdam = _layer_variant(LAdam)
-LayerLRMSprop = _layer_variant(LRMSprop)
-LayerLAdadelta = _layer_variant(LAdadelta)
+@_with_layer_default
+class LayerLSGD(LSGD):
+    """Layer Langevin SGD (documentation filled in below)."""
+
+    def __init__(
+        self, *args, langevin_layers: LayerSelection = PAPER_LAYER_FRACTION, **kwargs
+    ) -> None:
+        super().__init__(*args, langevin_layers=langevin_layers, **kwargs)
+
+
+@_with_layer_default
+class LayerLAdam(LAdam):
+    """Layer Langevin Adam (documentation filled in below)."""
+
+    def __init__(
+        self, *args, langevin_layers: LayerSelection = PAPER_LAYER_FRACTION, **kwargs
+    ) -> None:
+        super().__init__(*args, langevin_layers=langevin_layers, **kwargs)
+
+
+@_with_layer_default
+class LayerLRMSprop(LRMSprop):
+    """Layer Langevin RMSprop (documentation filled in below)."""
+
+    def __init__(
+        self, *args, langevin_layers: LayerSelection = PAPER_LAYER_FRACTION, **kwargs
+    ) -> None:
+        super().__init__(*args, langevin_layers=langevin_layers, **kwargs)
+
+
+@_with_layer_default
+class LayerLAdadelta(LAdadelta):
+    """Layer Langevin Adadelta (documentation filled in below)."""
+
+    def __init__(
+        self, *args, langevin_layers: LayerSelection = PAPER_LAYER_FRACTION, **kwargs
+    ) -> None:
+        super().__init__(*args, langevin_layers=langevin_layers, **kwargs)

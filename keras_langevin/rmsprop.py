@@ -1,11 +1,16 @@
 """Langevin RMSprop."""
 
+from __future__ import annotations
+
 import keras
 from keras import ops
+from keras.optimizers.schedules import LearningRateSchedule
 
-from keras_langevin.base import LangevinMixin, langevin_args_doc
+from keras_langevin.base import LangevinMixin, Sigma, fill_docstring
+from keras_langevin.selection import LayerSelection
 
 
+@fill_docstring
 @keras.saving.register_keras_serializable(package="keras_langevin")
 class LRMSprop(LangevinMixin, keras.optimizers.RMSprop):
     """Langevin RMSprop (Bras, arXiv 2212.14718).
@@ -27,29 +32,54 @@ class LRMSprop(LangevinMixin, keras.optimizers.RMSprop):
         epsilon: Float added inside the square root. Defaults to `1e-7`.
         centered: Bool, normalise by the variance instead of the second moment.
             Defaults to `False`.
+        weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
+            ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name:
+            as in Keras, in the same positions and with the same defaults. `name=None`
+            gives a unique name (`lrmsprop`, `lrmsprop_1`, ...).
         {{langevin_args}}
     """
 
     def __init__(
         self,
-        learning_rate=0.001,
-        rho=0.9,
-        momentum=0.0,
-        epsilon=1e-7,
-        centered=False,
-        sigma=0.0,
-        langevin_layers=None,
-        seed=None,
-        noise="gaussian",
-        jit_compile=True,
+        learning_rate: float | LearningRateSchedule = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: float | None = None,
+        gradient_accumulation_steps: int | None = None,
+        name: str | None = None,
+        *,
+        sigma: Sigma = 0.0,
+        langevin_layers: LayerSelection = None,
+        seed: int | None = None,
+        noise: str = "gaussian",
+        jit_compile: bool = True,
         **kwargs,
-    ):
+    ) -> None:
         super().__init__(
             learning_rate=learning_rate,
             rho=rho,
             momentum=momentum,
             epsilon=epsilon,
             centered=centered,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            name=name,
             sigma=sigma,
             langevin_layers=langevin_layers,
             seed=seed,
@@ -61,10 +91,5 @@ class LRMSprop(LangevinMixin, keras.optimizers.RMSprop):
     def _langevin_preconditioner(self, variable, index, pre_update):
         second_moment = self._velocities[index]
         if self.centered:
-            second_moment = ops.subtract(
-                second_moment, ops.square(self._average_gradients[index])
-            )
+            second_moment = ops.subtract(second_moment, ops.square(self._average_gradients[index]))
         return ops.reciprocal(ops.sqrt(ops.add(second_moment, self.epsilon)))
-
-
-LRMSprop.__doc__ = LRMSprop.__doc__.replace("{{langevin_args}}", langevin_args_doc)

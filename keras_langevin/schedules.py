@@ -5,9 +5,13 @@
 module adds the annealing used in the paper.
 """
 
+from __future__ import annotations
+
 import math
+from numbers import Real
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -25,14 +29,16 @@ class LogAnnealing(keras.optimizers.schedules.LearningRateSchedule):
         name: optional name of the schedule.
     """
 
-    def __init__(self, initial_sigma, decay, name="LogAnnealing"):
+    def __init__(self, initial_sigma: float, decay: float, name: str = "LogAnnealing") -> None:
         super().__init__()
+        limit = float(np.finfo("float32").max)
         for arg, value in (("initial_sigma", initial_sigma), ("decay", decay)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, Real):
                 raise TypeError(f"Argument `{arg}` must be a float. Received: {arg}={value!r}")
-            if not math.isfinite(value) or value < 0:
+            if not math.isfinite(value) or value < 0 or value > limit:
                 raise ValueError(
-                    f"Argument `{arg}` must be finite and >= 0. Received: {arg}={value!r}"
+                    f"Argument `{arg}` must be >= 0 and finite in float32. "
+                    f"Received: {arg}={value!r}"
                 )
         self.initial_sigma = float(initial_sigma)
         self.decay = float(decay)
@@ -42,5 +48,5 @@ class LogAnnealing(keras.optimizers.schedules.LearningRateSchedule):
         step = ops.cast(step, "float32")
         return self.initial_sigma / ops.sqrt(ops.log(math.e + self.decay * step))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"initial_sigma": self.initial_sigma, "decay": self.decay, "name": self.name}

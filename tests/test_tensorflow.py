@@ -26,8 +26,13 @@ def _data(n=64):
 
 def _model(optimizer, jit_compile=False):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     model.compile(optimizer, "sparse_categorical_crossentropy", jit_compile=jit_compile)
     return model
 
@@ -132,11 +137,17 @@ def test_mirrored_strategy_replicas_stay_identical(tmp_path):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED_SCRIPT)
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                               env=env, timeout=600, check=False)
+    completed = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     line = next(ln for ln in completed.stdout.splitlines() if ln.startswith("RESULT"))
-    result = json.loads(line[len("RESULT"):])
+    result = json.loads(line[len("RESULT") :])
     assert result["replicas"] == 2
     for seed in ("7", "None"):
         assert result[f"{seed}-0.05"]["max_replica_difference"] == 0.0
@@ -161,3 +172,17 @@ def test_xla_update_matches_the_uncompiled_update(cls):
         for x, y in zip(a, b)
     )
     assert worst <= 1e-6
+
+
+def test_setting_sigma_does_not_retrace_the_compiled_update():
+    x, y = _data()
+    model = _model(kl.LAdam(1e-2, sigma=1e-2, seed=0))
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    update = _compiled_update(model.optimizer)
+    train_function = model.train_function
+    model.optimizer.sigma = 0.0
+    before = model.get_weights()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert update.experimental_get_tracing_count() == 1
+    assert model.train_function is train_function
+    assert not all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))

@@ -1,5 +1,7 @@
 """Properties 4, 5 and 8 inside model.fit: fresh noise, exact resume, mixed precision."""
 
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -45,8 +47,11 @@ def test_noise_is_fresh_inside_fit(jit_compile):
     for seed in (1, 1, 2):
         keras.utils.set_random_seed(0)
         model = _probe_model()
-        model.compile(kl.LSGD(0.04, sigma=0.5, seed=seed), "sparse_categorical_crossentropy",
-                      jit_compile=jit_compile)
+        model.compile(
+            kl.LSGD(0.04, sigma=0.5, seed=seed),
+            "sparse_categorical_crossentropy",
+            jit_compile=jit_compile,
+        )
         recorder = _RecordProbe()
         model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
         increments.setdefault(seed, []).append(np.diff(np.stack(recorder.values), axis=0))
@@ -63,13 +68,15 @@ def test_noise_is_fresh_inside_fit(jit_compile):
 
 
 def _classifier():
-    return keras.Sequential([
-        keras.Input((8,)),
-        keras.layers.Dense(16, activation="relu", name="d1"),
-        keras.layers.BatchNormalization(name="bn"),
-        keras.layers.Dense(16, activation="relu", name="d2"),
-        keras.layers.Dense(3, activation="softmax", name="out"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu", name="d1"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Dense(16, activation="relu", name="d2"),
+            keras.layers.Dense(3, activation="softmax", name="out"),
+        ]
+    )
 
 
 def _compiled(optimizer):
@@ -80,8 +87,7 @@ def _compiled(optimizer):
 
 
 OPTIMIZERS = [
-    lambda: kl.LAdam(1e-2, sigma=kl.schedules.LogAnnealing(1e-2, 0.1), langevin_layers=0.5,
-                     seed=3),
+    lambda: kl.LAdam(1e-2, sigma=kl.schedules.LogAnnealing(1e-2, 0.1), langevin_layers=0.5, seed=3),
     lambda: kl.LSGD(0.05, momentum=0.9, sigma=0.02),  # seed None: drawn, then saved
     lambda: kl.LRMSprop(1e-2, centered=True, sigma=1e-2, seed=5),
     lambda: kl.LAdadelta(1.0, sigma=0.05, seed=6, noise="rademacher"),
@@ -142,3 +148,50 @@ def test_low_precision_variables_get_noise_in_their_dtype(dtype):
     assert keras.backend.standardize_dtype(variable.dtype) == dtype
     values = ops.convert_to_numpy(ops.cast(variable, "float32"))
     assert np.all(np.isfinite(values)) and 0.07 < values.std() < 0.13  # sigma * sqrt(lr) = 0.1
+
+
+def _embedding_model(vocabulary=50):
+    return keras.Sequential(
+        [
+            keras.Input((4,), dtype="int32"),
+            keras.layers.Embedding(vocabulary, 8, name="embedding"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax", name="out"),
+        ]
+    )
+
+
+def _unseen_rows_walk(optimizer, steps=8, seen=10):
+    """RMS displacement of the embedding rows no batch ever uses, and their initial RMS."""
+    keras.utils.set_random_seed(0)
+    model = _embedding_model()
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, seen, (steps * 8, 4)).astype("int32")
+    y = rng.integers(0, 3, steps * 8)
+    before = np.array(ops.convert_to_numpy(model.get_layer("embedding").embeddings))[seen:]
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    after = np.array(ops.convert_to_numpy(model.get_layer("embedding").embeddings))[seen:]
+    return float(np.sqrt(np.mean((after - before) ** 2))), float(np.sqrt(np.mean(before**2)))
+
+
+def _adam_noise_rms(sigma, lr, epsilon, steps, beta_1=0.9, beta_2=0.999):
+    """RMS of the summed noise where v_t = 0: P_t = sqrt(1 - b2^t) / ((1 - b1^t) epsilon)."""
+    variance = sum(
+        sigma**2 * lr * math.sqrt(1 - beta_2**t) / ((1 - beta_1**t) * epsilon)
+        for t in range(1, steps + 1)
+    )
+    return math.sqrt(variance)
+
+
+def test_ladam_epsilon_remedy_bounds_the_walk_of_unseen_embedding_rows():
+    lr = sigma = 5e-3
+    trap, scale = _unseen_rows_walk(kl.LAdam(lr, sigma=sigma, seed=0))
+    assert trap > 10 * scale  # the default epsilon: the rows walk far (the documented trap)
+    walk, scale = _unseen_rows_walk(kl.LAdam(lr, epsilon=1e-3, sigma=sigma, seed=0))
+    bound = _adam_noise_rms(sigma, lr, 1e-3, steps=8)
+    assert walk < 1.5 * bound and walk < scale
+    # Excluding the embedding from the noise: the unseen rows do not move at all.
+    still, _ = _unseen_rows_walk(kl.LAdam(lr, sigma=sigma, seed=0, langevin_layers=["out"]))
+    assert still == 0.0
+    assert "epsilon" in kl.LAdam.__doc__ and "embedding" in kl.LAdam.__doc__  # documented

@@ -1,0 +1,162 @@
+"""sigma in the logs (keras_langevin.callbacks), sigma settable like the learning rate, and the
+Langevin attributes through Keras's LossScaleOptimizer."""
+
+import csv
+import math
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_langevin as kl
+
+pytestmark = pytest.mark.multibackend
+
+BATCHES = 4
+
+
+def _data(n=BATCHES * 16):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, 8)).astype("float32"), rng.integers(0, 3, n)
+
+
+def _probe_model():
+    """The 'probe' layer gets a zero gradient: its increments are the noise alone."""
+    inputs = keras.Input((8,))
+    probe = keras.layers.Dense(4, name="probe")(inputs)
+    zeroed = keras.layers.Lambda(lambda t: t * 0.0, name="zero")(probe)
+    hidden = keras.layers.Dense(6, activation="relu", name="hidden")(inputs)
+    merged = keras.layers.Concatenate()([hidden, zeroed])
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(merged))
+
+
+class _SetSigma(keras.callbacks.Callback):
+    """Sets sigma at the start of given epochs and records the probe kernel after every batch."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+        self.values = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch in self.schedule:
+            self.model.optimizer.sigma = self.schedule[epoch]
+
+    def on_train_batch_end(self, batch, logs=None):
+        kernel = self.model.get_layer("probe").kernel
+        self.values.append(np.array(ops.convert_to_numpy(kernel), copy=True))
+
+
+def test_sigma_is_settable_during_fit():
+    x, y = _data()
+    model = _probe_model()
+    model.compile(kl.LSGD(0.04, sigma=0.5, seed=1), "sparse_categorical_crossentropy")
+    setter = _SetSigma({1: 0.05, 2: 0.0})
+    history = model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        callbacks=[setter, kl.callbacks.SigmaLogger()],
+    )
+    steps = np.diff(np.stack(setter.values), axis=0)  # increments of batches 2..12
+    first, second, third = (
+        steps[: BATCHES - 1],
+        steps[BATCHES - 1 : 2 * BATCHES - 1],
+        steps[-BATCHES:],
+    )
+    # Zero gradient: increments are sigma * sqrt(0.04) * xi.
+    assert 0.5 < first.std() / (0.5 * 0.2) < 1.5
+    assert 0.5 < second.std() / (0.05 * 0.2) < 1.5
+    assert np.all(third == 0.0)
+    np.testing.assert_allclose(history.history["sigma"], [0.5, 0.05, 0.0], rtol=1e-6)
+
+
+def test_sigma_logger_writes_history_and_csv(tmp_path):
+    x, y = _data()
+    schedule = kl.schedules.LogAnnealing(0.1, decay=0.5)
+    model = _probe_model()
+    model.compile(kl.LAdam(1e-2, sigma=schedule, seed=0), "sparse_categorical_crossentropy")
+    path = tmp_path / "log.csv"
+    history = model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=2,
+        verbose=0,
+        callbacks=[kl.callbacks.SigmaLogger(), keras.callbacks.CSVLogger(path)],
+    )
+    expected = [0.1 / math.sqrt(math.log(math.e + 0.5 * BATCHES * e)) for e in (1, 2)]
+    np.testing.assert_allclose(history.history["sigma"], expected, rtol=1e-5)
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    np.testing.assert_allclose([float(r["sigma"]) for r in rows], expected, rtol=1e-5)
+
+
+def test_sigma_logger_with_plain_keras_optimizer_logs_zero():
+    x, y = _data()
+    model = _probe_model()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=1, verbose=0, callbacks=[kl.callbacks.SigmaLogger("noise")])
+    assert history.history["noise"] == [0.0]
+    with pytest.raises(ValueError, match="key=''"):
+        kl.callbacks.SigmaLogger("")
+
+
+def test_sigma_setter_rules():
+    optimizer = kl.LAdam(sigma=0.1)
+    optimizer.sigma = 1e-3
+    assert float(ops.convert_to_numpy(optimizer.sigma)) == pytest.approx(1e-3)
+    assert optimizer.get_config()["sigma"] == pytest.approx(1e-3)
+    optimizer.sigma = 0.0  # pauses the noise
+    with pytest.raises(ValueError, match="sigma=-1"):
+        optimizer.sigma = -1
+    with pytest.raises(TypeError, match="schedule"):
+        optimizer.sigma = kl.schedules.LogAnnealing(0.1, 1.0)
+    keras_exact = kl.LAdam()
+    keras_exact.sigma = 0.0  # no change: allowed
+    with pytest.raises(ValueError, match=r"constructed with sigma=0.*Received: sigma=0.001"):
+        keras_exact.sigma = 1e-3
+    scheduled = kl.LAdam(sigma=kl.schedules.LogAnnealing(0.1, 1.0))
+    with pytest.raises(TypeError, match="not settable"):
+        scheduled.sigma = 0.1
+
+
+def test_sigma_set_before_saving_is_restored(tmp_path):
+    x, y = _data()
+    model = _probe_model()
+    model.compile(kl.LRMSprop(1e-2, sigma=0.1, seed=0), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    model.optimizer.sigma = 0.02
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=False)  # the Lambda layer
+    assert float(ops.convert_to_numpy(loaded.optimizer.sigma)) == pytest.approx(0.02)
+    loaded.optimizer.sigma = 0.5  # still settable
+    loaded.fit(x, y, epochs=1, verbose=0)
+
+
+def test_langevin_attributes_under_mixed_float16():
+    x, y = _data()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = _probe_model()
+        model.compile(kl.LayerLAdam(1e-2, sigma=1e-2, seed=0), "sparse_categorical_crossentropy")
+        history = model.fit(
+            x, y, batch_size=16, epochs=1, verbose=0, callbacks=[kl.callbacks.SigmaLogger()]
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    inner = kl.langevin_optimizer(model.optimizer)
+    assert isinstance(inner, kl.LayerLAdam) and inner is model.optimizer.inner_optimizer
+    assert [v.path for v in inner.langevin_variables] == ["probe/kernel", "probe/bias"]
+    assert history.history["sigma"] == [pytest.approx(1e-2)]
+    inner.sigma = 1e-3
+    assert kl.callbacks.current_sigma(model.optimizer) == pytest.approx(1e-3)
+    assert kl.langevin_optimizer(inner) is inner
+    with pytest.raises(ValueError, match="optimizer="):
+        kl.langevin_optimizer(keras.optimizers.Adam())
