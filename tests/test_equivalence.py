@@ -65,7 +65,9 @@ def _max_relative_difference(a, b):
 def test_sigma_zero_is_keras(cls, options):
     grads = gradient_sequence(STEPS)
     lr = 0.05 if cls is not kl.LAdadelta else 1.0
-    ours, _ = run(cls(learning_rate=lr, sigma=0.0, seed=3, **options), grads, curvature=_curvature())
+    ours, _ = run(
+        cls(learning_rate=lr, sigma=0.0, seed=3, **options), grads, curvature=_curvature()
+    )
     theirs, _ = run(BASES[cls](learning_rate=lr, **options), grads, curvature=_curvature())
     # The trajectory moved, so the comparison is not vacuous.
     assert _max_relative_difference(theirs[-1:], theirs[:1]) > 1e-3

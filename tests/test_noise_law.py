@@ -59,8 +59,14 @@ def test_increment_law(cls, options, noise):
     # trajectories differ by the accumulated noise only.
     grads = [[rng.standard_normal(s).astype("float32") for s in SHAPES] for _ in range(WARMUP + 1)]
     selected = ["v0", "v1"]  # v2 is not selected: it must get exactly the noiseless update
-    noisy = cls(learning_rate=LR, sigma=SIGMA, seed=11, noise=noise,
-                langevin_layers=lambda v: v.name in selected, **options)
+    noisy = cls(
+        learning_rate=LR,
+        sigma=SIGMA,
+        seed=11,
+        noise=noise,
+        langevin_layers=lambda v: v.name in selected,
+        **options,
+    )
     clean = cls(learning_rate=LR, sigma=0.0, **options)
     noisy_vars, clean_vars = make_variables(0, SHAPES), make_variables(0, SHAPES)
     noisy.build(noisy_vars)
@@ -75,7 +81,9 @@ def test_increment_law(cls, options, noise):
     after_noisy, after_clean = values(noisy_vars), values(clean_vars)
     assert [v.name for v in noisy.langevin_variables] == selected
 
-    np.testing.assert_array_equal(after_noisy[2] - before_noisy[2], after_clean[2] - before_clean[2])
+    np.testing.assert_array_equal(
+        after_noisy[2] - before_noisy[2], after_clean[2] - before_clean[2]
+    )
     for index in (0, 1):
         increment = (after_noisy[index] - before_noisy[index]) - (
             after_clean[index] - before_clean[index]
