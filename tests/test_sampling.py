@@ -331,6 +331,10 @@ def test_cyclical_run_samples_at_the_cycle_ends(tmp_path):
         assert all(sigma.is_sampling(t) for t in last_epoch_updates)
         for a, b in zip(_sample_weights(model, sample.path), recorder.weights[sample.epoch]):
             np.testing.assert_array_equal(a, b)
+    # The last sample is the trained model (on JAX: the state was synced before sampling).
+    for a, b in zip(_sample_weights(model, sampler.samples[-1].path), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(recorder.weights[8][0], recorder.weights[9][0])
 
 
 # ------------------------------------------------------------------------- the ensemble
