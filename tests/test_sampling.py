@@ -30,7 +30,6 @@ def test_posterior_sigma():
     "kwargs,argument",
     [
         ({"num_examples": 0}, "num_examples"),
-        ({"num_examples": 1.5}, "num_examples"),
         ({"num_examples": 10, "temperature": 0.0}, "temperature"),
         ({"num_examples": 10, "temperature": float("nan")}, "temperature"),
         ({"num_examples": 10, "momentum": 1.0}, "momentum"),
@@ -39,6 +38,21 @@ def test_posterior_sigma():
 def test_posterior_sigma_rejects_bad_input(kwargs, argument):
     with pytest.raises(ValueError, match=f"Argument `{argument}`.*Received: {argument}="):
         sampling.posterior_sigma(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "make,argument",
+    [
+        (lambda: sampling.posterior_sigma(1.5), "num_examples"),
+        (lambda: sampling.posterior_sigma(10, "1"), "temperature"),
+        (lambda: sampling.CyclicalSigma(0.1, 2.5, 0.5), "cycle_steps"),
+        (lambda: sampling.CyclicalCosineDecay(None, 10), "initial_learning_rate"),
+        (lambda: sampling.PosteriorSampler("d", max_samples=2.0), "max_samples"),
+    ],
+)
+def test_wrong_types_raise_type_error(make, argument):
+    with pytest.raises(TypeError, match=f"Argument `{argument}`.*Received: {argument}="):
+        make()
 
 
 # ------------------------------------------------------------------- cyclical schedules
@@ -87,7 +101,6 @@ def test_cyclical_sigma_sampling_epochs():
         (lambda: sampling.CyclicalCosineDecay(0.1, 0), "cycle_steps"),
         (lambda: sampling.CyclicalSigma(-1.0, 10, 0.5), "sigma"),
         (lambda: sampling.CyclicalSigma(0.1, 10, 1.0), "exploration_fraction"),
-        (lambda: sampling.CyclicalSigma(0.1, 2.5, 0.5), "cycle_steps"),
     ],
 )
 def test_cyclical_schedules_reject_bad_input(make, argument):

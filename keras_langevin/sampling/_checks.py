@@ -5,7 +5,10 @@ from numbers import Integral, Real
 
 
 def positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+    """An int >= minimum: TypeError for another type, ValueError for a smaller int."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"Argument `{name}` must be an int. Received: {name}={value!r}")
+    if value < minimum:
         raise ValueError(
             f"Argument `{name}` must be an int >= {minimum}. Received: {name}={value!r}"
         )
@@ -17,9 +20,12 @@ def optional_positive_int(name, value, minimum=1):
 
 
 def real(name, value, *, low=None, high=None, low_open=False, high_open=False):
-    """A finite real number in the given (closed unless said open) interval."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"Argument `{name}` must be a finite float. Received: {name}={value!r}")
+    """A finite real number in the given (closed unless said open) interval: TypeError for
+    another type, ValueError for a value outside."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"Argument `{name}` must be a float. Received: {name}={value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"Argument `{name}` must be finite. Received: {name}={value!r}")
     value = float(value)
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
