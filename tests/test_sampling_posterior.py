@@ -5,17 +5,18 @@ examples `(x_i, y_i)`, weights `theta` in R^2, and an `L2(lam)` regulariser,
 
     loss(theta) = mean_i (y_i - x_i . theta)^2 + lam * |theta|^2        ("mse" + L2)
 
-which is `U(theta) / N` for the likelihood `y_i ~ N(x_i . theta, 1/2)` (Keras "mse" is a Gaussian
-negative log-likelihood of variance 1/2 up to a constant) and the prior `theta ~ N(0, I / (2 N lam))`.
+which is `U(theta) / N` for the likelihood `y_i ~ N(x_i . theta, 1/2)` (Keras "mse" is a
+Gaussian negative log-likelihood of variance 1/2 up to a constant) and the prior
+`theta ~ N(0, I / (2 N lam))`.
 The tempered posterior `exp(-U / T)` is Gaussian:
 
     mean = (X'X + N lam I)^-1 X'y,        covariance = T / 2 * (X'X + N lam I)^-1.
 
 How the chains run. Thousands of independent chains in one `(chains, 2)` weight of a Keras layer,
 trained by `model.fit` with the optimizer under test (so the chains use the real train step,
-noise state included, on TensorFlow and on JAX). Every optimizer used here is elementwise, so the
-chains do not interact. At every step each chain draws its own mini-batch: one of 4096 batches of
-`B < N` distinct examples, the batches being the blocks of random permutations of the data (every
+noise state included, on TensorFlow and on JAX). Every optimizer used here is elementwise, so
+the chains do not interact. At every step each chain draws its own mini-batch: one of about 4096
+batches of `B < N` distinct examples, the batches being the blocks of random permutations of the data (every
 example appears equally often, so the mini-batch gradient is exactly unbiased). The layer adds, per
 chain, Keras's `mean_squared_error` on that mini-batch, computed from the batch's sufficient
 statistics (a test below checks it equals `keras.losses.mean_squared_error`), and the L2 term is a
