@@ -16,9 +16,9 @@ How the chains run. Thousands of independent chains in one `(chains, 2)` weight 
 trained by `model.fit` with the optimizer under test (so the chains use the real train step,
 noise state included, on TensorFlow and on JAX). Every optimizer used here is elementwise, so
 the chains do not interact. At every step each chain draws its own mini-batch: one of about 4096
-batches of `B < N` distinct examples, the batches being the blocks of random permutations of the data (every
-example appears equally often, so the mini-batch gradient is exactly unbiased). The layer adds, per
-chain, Keras's `mean_squared_error` on that mini-batch, computed from the batch's sufficient
+batches of `B < N` distinct examples, the batches being the blocks of random permutations of
+the data (every example appears equally often, so the mini-batch gradient is exactly unbiased).
+The layer adds, per chain, Keras's `mean_squared_error` on that mini-batch, computed from the batch's sufficient
 statistics (a test below checks it equals `keras.losses.mean_squared_error`), and the L2 term is a
 `keras.regularizers.L2` on the weight.
 
