@@ -18,9 +18,9 @@ noise state included, on TensorFlow and on JAX). Every optimizer used here is el
 the chains do not interact. At every step each chain draws its own mini-batch: one of about 4096
 batches of `B < N` distinct examples, the batches being the blocks of random permutations of
 the data (every example appears equally often, so the mini-batch gradient is exactly unbiased).
-The layer adds, per chain, Keras's `mean_squared_error` on that mini-batch, computed from the batch's sufficient
-statistics (a test below checks it equals `keras.losses.mean_squared_error`), and the L2 term is a
-`keras.regularizers.L2` on the weight.
+The layer adds, per chain, Keras's `mean_squared_error` on that mini-batch, computed from the
+batch's sufficient statistics (a test below checks it equals `keras.losses.mean_squared_error`),
+and the L2 term is a `keras.regularizers.L2` on the weight.
 
 Tolerances. The chains start at the posterior mean and run a burn-in of `6 / (2 eps lambda_min)`
 steps (eps: the effective step, lambda_min: the smallest curvature of the loss), after which the
