@@ -91,7 +91,9 @@ class PosteriorSampler(keras.callbacks.Callback):
     state and the epoch) therefore ends with the same samples as an uninterrupted run when the
     training itself is deterministic (fixed seeds, e.g. `shuffle=False` or seeded data
     pipeline). A sample written after the last backup is kept, and its epoch, replayed after
-    the restart, is skipped. A fresh run needs a fresh (or empty) directory: samples already in
+    the restart, is skipped. Put the sampler before `BackupAndRestore` in `callbacks`: an
+    epoch is then backed up only once its sample is on disk, and a kill in between replays the
+    epoch instead of losing its sample. A fresh run needs a fresh (or empty) directory: samples already in
     `directory` count as this run's. The manifest records the shapes of the model's weights and
     the sampler refuses a directory holding samples of a model with other shapes.
 
