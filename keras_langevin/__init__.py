@@ -6,7 +6,7 @@ plus `sigma * sqrt(learning_rate * P) * xi`, `P` the optimizer's own preconditio
 standard Gaussian noise, optionally only on the layers nearest the input.
 """
 
-from keras_langevin import callbacks, schedules
+from keras_langevin import callbacks, sampling, schedules
 from keras_langevin.adadelta import LAdadelta
 from keras_langevin.adam import LAdam
 from keras_langevin.base import LangevinMixin, langevin_optimizer
@@ -28,5 +28,6 @@ __all__ = [
     "LayerLSGD",
     "callbacks",
     "langevin_optimizer",
+    "sampling",
     "schedules",
 ]
