@@ -445,9 +445,10 @@ def resume_epoch(config, backup_dir):
     return int(backup["epoch"])
 
 
-def standard_callbacks(paths, settings, verbose, tensorboard=True):
-    """lr/sigma into the logs, progress bar, CSV records, TensorBoard, then the backup (last:
-    an epoch counts as done once its records are written)."""
+def standard_callbacks(paths, settings, verbose, tensorboard=True, extra=()):
+    """lr/sigma into the logs, progress bar, CSV records, TensorBoard, the `extra` callbacks,
+    then the backup (last: an epoch counts as done once its records and the work of the extra
+    callbacks, e.g. a posterior sample, are written)."""
     callbacks = [EpochInfo()]
     if verbose:
         callbacks.append(keras.callbacks.ProgbarLogger())
@@ -460,6 +461,7 @@ def standard_callbacks(paths, settings, verbose, tensorboard=True):
         )
     elif tensorboard:
         print("TensorBoard is not installed: no TensorBoard logs.", file=sys.stderr)
+    callbacks.extend(extra)
     callbacks.append(
         AtomicBackupAndRestore(
             paths["backup"], delete_checkpoint=False, extra_metadata={"settings": settings}
@@ -519,6 +521,7 @@ def run(
     verbose=1,
     tensorboard=True,
     extra_summary=None,
+    callbacks=(),
 ):
     """Trains `config` in `run_dir`, resumably; returns the run's summary.
 
@@ -527,6 +530,7 @@ def run(
     (`SettingsMismatchError`). Bad settings raise `UsageError` before anything is written.
     `initial_weights` (a weights file) replaces the seed's own initialisation. With
     `export_dir`, the trained model is exported as a SavedModel there, complete or absent.
+    `callbacks` go after the loggers and before the backup. Returns `(summary, rows)`.
     """
     started = time.time()
     paths = run_paths(run_dir, export_dir)
@@ -543,7 +547,9 @@ def run(
                 f"{config.epochs}); nothing to train.",
                 file=sys.stderr,
             )
-        callbacks = standard_callbacks(paths, config.settings(), verbose, tensorboard)
+        callbacks = standard_callbacks(
+            paths, config.settings(), verbose, tensorboard, extra=callbacks
+        )
         trainer.fit(callbacks, start_epoch=start_epoch, verbose=verbose)
         files.save_model_atomic(trainer.model, paths["model"])
         if export_dir is not None:
