@@ -74,6 +74,9 @@ class RunConfig:
     seed: int = 0
     epochs: int = 10
     mixed_precision: str = "off"
+    # Extra keyword arguments of `make_optimizer` / the optimizer, as (KEY, VALUE) pairs, e.g.
+    # (("rho", 0.99),); None: none (and then absent from `settings()`).
+    optimizer_options: tuple | None = None
 
     # Not part of the computation: a backup made with other values may be resumed.
     RESUMABLE_CHANGES = ("data_dir", "epochs")
@@ -91,6 +94,9 @@ class RunConfig:
             if drop:
                 object.__setattr__(self, key, None)
         object.__setattr__(self, "model_options", tuple(map(tuple, self.model_options)))
+        if self.optimizer_options is not None:
+            options = tuple(map(tuple, self.optimizer_options))
+            object.__setattr__(self, "optimizer_options", options)
         if isinstance(self.langevin_layers, list):
             object.__setattr__(self, "langevin_layers", tuple(self.langevin_layers))
 
@@ -111,6 +117,8 @@ class RunConfig:
             for key, value in dataclasses.asdict(self).items()
             if key not in self.RESUMABLE_CHANGES
         }
+        if settings.get("optimizer_options") is None:  # as in backups made before the field
+            settings.pop("optimizer_options", None)
         return json.loads(json.dumps(settings, default=files.json_default))
 
 
@@ -166,6 +174,7 @@ def build_optimizer(config, steps_per_epoch):
         seed=config.seed,
         noise=config.noise or "gaussian",
         epsilon=config.epsilon,
+        **dict(config.optimizer_options or ()),
     )
 
 
