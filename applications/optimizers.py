@@ -10,6 +10,13 @@ The paper's schedules (from the author's experiment script), with T the number o
 * learning rate `lr_t = lr_0 / (1 + t / T)` (Keras's `InverseTimeDecay` with rate 1);
 * noise `sigma_t = sigma_0 / sqrt(log(e + t / T))` (`keras_langevin.schedules.LogAnnealing`).
 
+For posterior sampling (cyclical SG-MCMC, Zhang et al. 2020; see docs/posterior_sampling.md), with
+T the cycle length: `lr_schedule="cyclical-cosine"` (`keras_langevin.sampling.CyclicalCosineDecay`,
+a cosine from lr_0 to ~0 in every cycle) and `sigma_schedule="cyclical"`
+(`keras_langevin.sampling.CyclicalSigma`: 0 in the first `exploration_fraction` of every cycle,
+sigma_0 afterwards). Further keyword arguments of `make_optimizer` go to the optimizer's
+constructor (e.g. `rho=0.99` for `lrmsprop` as pSGLD).
+
 The author's preconditioners carry a bias of 1e-6 where Keras's optimizers have `epsilon`
 (default 1e-7), in other places of the formula. `epsilon="paper"` maps it onto Keras's form,
 for the noiseless optimizers too (so that a Langevin optimizer and its base differ only by the
@@ -58,8 +65,10 @@ PAPER_LR = {"sgd": 5e-3, "adam": 5e-3, "rmsprop": 5e-3, "adadelta": 0.1}
 PAPER_SIGMA = {"sgd": 5e-3, "adam": 5e-3, "rmsprop": 5e-3, "adadelta": 5e-2}
 PAPER_EPSILON = {"adam": 1e-6, "rmsprop": 1e-12, "adadelta": 1e-6}
 EPSILON_POLICIES = ("paper", "keras")
-LR_SCHEDULES = ("inverse-time", "constant")
-SIGMA_SCHEDULES = ("log", "constant")
+LR_SCHEDULES = ("inverse-time", "constant", "cyclical-cosine")
+SIGMA_SCHEDULES = ("log", "constant", "cyclical")
+#: Fraction of each cycle without noise of `sigma_schedule="cyclical"` unless given.
+CYCLICAL_EXPLORATION_FRACTION = 0.8
 
 
 def parse_name(name):
@@ -85,6 +94,8 @@ def make_optimizer(
     seed=None,
     noise="gaussian",
     epsilon="paper",
+    exploration_fraction=None,
+    **options,
 ):
     """Builds the named optimizer with the paper's schedules by default.
 
@@ -101,6 +112,9 @@ def make_optimizer(
         noise: "gaussian" or "rademacher".
         epsilon: "paper" (`PAPER_EPSILON`, the author's bias in Keras's form), "keras"
             (Keras's default) or a number; not used by SGD.
+        exploration_fraction: the noiseless fraction of each cycle of `sigma_schedule=
+            "cyclical"` (default `CYCLICAL_EXPLORATION_FRACTION`); refused with other schedules.
+        **options: further arguments of the optimizer's constructor (e.g. `rho`, `momentum`).
     """
     base, kind = parse_name(name)
     if lr_schedule not in LR_SCHEDULES:
@@ -117,20 +131,32 @@ def make_optimizer(
             "Arguments `steps_per_epoch` and `decay_epochs` must be positive. Received: "
             f"steps_per_epoch={steps_per_epoch!r}, decay_epochs={decay_epochs!r}"
         )
+    if exploration_fraction is not None and (kind == "plain" or sigma_schedule != "cyclical"):
+        raise ValueError(
+            "Argument `exploration_fraction` is used only with sigma_schedule='cyclical'. "
+            f"Received: exploration_fraction={exploration_fraction!r}"
+        )
     decay_steps = decay_epochs * steps_per_epoch
+    cycle_steps = max(1, round(decay_steps))
     lr = PAPER_LR[base] if lr is None else float(lr)
     learning_rate = lr
     if lr_schedule == "inverse-time":
         learning_rate = keras.optimizers.schedules.InverseTimeDecay(
             lr, decay_steps=decay_steps, decay_rate=1.0
         )
-    options = {} if base == "sgd" else _epsilon_option(base, epsilon)
+    elif lr_schedule == "cyclical-cosine":
+        learning_rate = kl.sampling.CyclicalCosineDecay(lr, cycle_steps)
+    options = {**({} if base == "sgd" else _epsilon_option(base, epsilon)), **options}
     if kind == "plain":
         return KERAS_CLASSES[base](learning_rate=learning_rate, **options)
     sigma = PAPER_SIGMA[base] if sigma is None else float(sigma)
     noise_level = sigma
     if sigma_schedule == "log":
         noise_level = kl.schedules.LogAnnealing(sigma, decay=1.0 / decay_steps)
+    elif sigma_schedule == "cyclical":
+        if exploration_fraction is None:
+            exploration_fraction = CYCLICAL_EXPLORATION_FRACTION
+        noise_level = kl.sampling.CyclicalSigma(sigma, cycle_steps, exploration_fraction)
     return LANGEVIN_CLASSES[base](
         learning_rate=learning_rate,
         sigma=noise_level,
