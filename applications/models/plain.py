@@ -6,7 +6,7 @@ Registers the name patterns `mlp-<depth>` and `cnn-<depth>`.
 
 import re
 
-from keras import layers
+from keras import layers, regularizers
 
 from applications.models._layers import (
     BN_EPSILON,
@@ -26,6 +26,7 @@ def mlp(
     kernel_initializer="glorot_uniform",
     classifier_activation="softmax",
     name=None,
+    l2=None,
 ):
     """Plain fully connected network: Flatten, `depth - 1` hidden Dense
     layers, and the classifier (so `depth` Dense layers in all).
@@ -39,6 +40,10 @@ def mlp(
         kernel_initializer: initializer of the hidden kernels.
         classifier_activation: activation of the classifier.
         name: model name; `mlp-<depth>` by default.
+        l2: optional coefficient `lam > 0` of a `keras.regularizers.L2` on every
+            Dense kernel (the classifier's included, not the biases). With a
+            loss averaged over `N` examples it is a Gaussian prior of variance
+            `1 / (2 N lam)` on each kernel weight (docs/posterior_sampling.md).
 
     Returns:
         A `keras.Model`.
@@ -46,6 +51,9 @@ def mlp(
     _check_positive_int("depth", depth)
     _check_positive_int("width", width)
     _check_positive_int("classes", classes)
+    if l2 is not None and (isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 <= 0):
+        raise ValueError(f"Argument `l2` must be None or a number > 0. Received: l2={l2!r}")
+    regularizer = None if l2 is None else regularizers.L2(float(l2))
     if name is None:
         name = f"mlp-{depth}"
     inputs = layers.Input(shape=input_shape, name="inputs")
@@ -55,9 +63,15 @@ def mlp(
             width,
             activation=activation,
             kernel_initializer=kernel_initializer,
+            kernel_regularizer=regularizer,
             name=f"dense{layer + 1}",
         )(x)
-    outputs = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    outputs = layers.Dense(
+        classes,
+        activation=classifier_activation,
+        kernel_regularizer=regularizer,
+        name="predictions",
+    )(x)
     return functional_model(inputs, outputs, name=name)
 
 
