@@ -1,0 +1,136 @@
+"""`python -m applications.sample`: `--quick` end to end, resume, argument errors."""
+
+import csv
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from applications import sample
+from keras_langevin.sampling import load_samples
+
+OUTPUTS = ("results.csv", "results.md", "reliability.png", "entropy.png")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """Every method, `--quick` (1 seed, 4 epochs, 256 training examples)."""
+    output = tmp_path_factory.mktemp("sample")
+    rows = sample.main(["--quick", "--output", str(output)])
+    return output, rows
+
+
+def _csv(path):
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+def test_quick_writes_every_output_with_sane_values(quick_run):
+    output, rows = quick_run
+    for name in OUTPUTS:
+        assert (output / name).stat().st_size > 0, name
+    for name in ("reliability.png", "entropy.png"):
+        assert (output / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    columns, written = _csv(output / "results.csv")
+    assert tuple(columns) == sample.COLUMNS
+    assert [(r["method"], r["seed"]) for r in written] == [(m, "0") for m in sample.METHODS]
+    assert [row["accuracy"] for row in rows] == [float(r["accuracy"]) for r in written]
+    max_entropy = math.log(10)
+    for row in written:
+        values = {key: float(row[key]) for key in sample.COLUMNS[2:]}
+        for key in ("accuracy", "accuracy_rotated", "accuracy_noisy", "ece"):
+            assert 0.0 <= values[key] <= 1.0, (row["method"], key)
+        assert 0.0 <= values["brier"] <= 2.0 and values["nll"] > 0.0
+        for split in sample.SPLITS:
+            assert 0.0 <= values[f"entropy_{split}"] <= max_entropy + 1e-9
+            assert 0.0 <= values[f"mi_{split}"] <= values[f"entropy_{split}"] + 1e-9
+        assert values["epochs"] == sample.QUICK["epochs"]  # the same budget for every method
+    weights = {row["method"]: int(row["weights"]) for row in written}
+    assert weights["adam"] == weights["sgd"] == 1
+    assert weights["deep-ensemble"] == sample.QUICK["ensemble_size"]
+    assert weights["clsgd"] == sample.QUICK["cycles"] * sample.QUICK["samples_per_cycle"]
+    assert weights["psgld"] == 2  # epochs 3 and 4, after a burn-in of 2
+    by_method = {row["method"]: row for row in written}
+    for method in ("adam", "sgd"):  # one model: no disagreement between weights
+        assert float(by_method[method]["mi_test"]) == 0.0
+    table = (output / "results.md").read_text()
+    assert "Command: `python -m applications.sample --quick --output" in table
+    for label in sample.LABELS.values():
+        assert f"| {label} |" in table
+
+
+def test_runs_are_engine_runs_with_their_samples(quick_run):
+    output, _ = quick_run
+    runs = sorted(p.name for p in (output / "runs").iterdir())
+    assert runs == [
+        "adam-seed0", "clsgd-seed0", "deep-ensemble-seed0-member0",
+        "deep-ensemble-seed0-member1", "psgld-seed0", "sgd-seed0",
+    ]  # fmt: skip
+    for run in runs:
+        for name in ("log.csv", "backup", "model.keras", "summary.json", "samples"):
+            assert (output / "runs" / run / name).exists(), (run, name)
+    with open(output / "runs" / "psgld-seed0" / "summary.json") as f:
+        settings = json.load(f)["settings"]
+    assert settings["optimizer"] == "lrmsprop"
+    assert settings["optimizer_options"] == [["rho", sample.PSGLD_RHO]]
+    assert settings["sigma"] == pytest.approx(math.sqrt(2.0 / sample.QUICK["train_take"]))
+    assert ["l2", sample.prior_l2(sample.QUICK["train_take"], 0.5)] in settings["model_options"]
+    epochs = {
+        run: [s.epoch for s in load_samples(output / "runs" / run / "samples")]
+        for run in ("adam-seed0", "clsgd-seed0", "psgld-seed0")
+    }
+    # One model: its last epoch; cSGLD: the cycle ends; pSGLD: every epoch after the burn-in.
+    assert epochs == {"adam-seed0": [4], "clsgd-seed0": [2, 4], "psgld-seed0": [3, 4]}
+
+
+def test_rerun_skips_finished_runs(quick_run, capsys):
+    output, rows = quick_run
+    stamps = {path: os.stat(path).st_mtime_ns for path in output.glob("runs/*/summary.json")} | {
+        path: os.stat(path).st_mtime_ns for path in output.glob("evaluations/*")
+    }
+    capsys.readouterr()
+    again = sample.main(["--quick", "--output", str(output)])
+    out = capsys.readouterr().out
+    assert out.count("evaluated before: skipped") == len(sample.METHODS)
+    assert {path: os.stat(path).st_mtime_ns for path in stamps} == stamps  # nothing retrained
+    assert again == rows
+
+
+def test_shifted_sets_are_fixed_and_in_range():
+    images = np.random.default_rng(0).uniform(size=(6, 8, 8, 1)).astype("float32")
+    first, second = sample.shifted_sets(images), sample.shifted_sets(images)
+    assert set(first) == set(sample.SPLITS)
+    for split in sample.SPLITS:
+        np.testing.assert_array_equal(first[split], second[split])
+        assert first[split].shape == images.shape and first[split].dtype == images.dtype
+        assert first[split].min() >= 0.0 and first[split].max() <= 1.0
+    assert not np.allclose(first["rotated"], images)
+    assert not np.allclose(first["noisy"], images)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--methods", "adam,mcmc"], "--methods: unknown method 'mcmc'"),
+        (["--methods", "adam,adam"], "methods must be distinct"),
+        (["--seeds", "0"], "--seeds: a count must be >= 1"),
+        (["--ensemble-size", "1"], "--ensemble-size: expected an integer >= 2, got '1'"),
+        (["--epochs", "5"], "--ensemble-size: --epochs 5 is not a multiple"),
+        (["--epochs", "6", "--cycles", "4"], "--cycles: --epochs 6 is not a multiple"),
+        (["--samples-per-cycle", "5"], "--samples-per-cycle"),
+        (["--prior-std", "0"], "--prior-std: expected a positive number, got '0'"),
+        (["--temperature", "-1"], "--temperature: expected a positive number"),
+        (["--model", "resnet20"], "--model: the prior is an L2 regulariser"),
+        (["--model-option", "l2=0.1"], "--model-option l2: the prior is set by --prior-std"),
+        (["--model-option", "depth=x"], "depth"),
+    ],
+)
+def test_bad_arguments_fail_early(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        sample.main(["--quick", *argv, "--output", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
