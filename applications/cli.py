@@ -322,6 +322,52 @@ def add_execution_arguments(parser, defaults):
     )
 
 
+def add_distribution_arguments(parser):
+    """`--distribute` (several devices or hosts), `--cpu-devices`, `--model-shards`."""
+    from applications import distribute
+
+    group = parser.add_argument_group(
+        "distribution",
+        "--batch-size is the global batch, split among the replicas; the learning-rate and "
+        "sigma schedules count global steps. See applications/distribute.py.",
+    )
+    group.add_argument(
+        "--distribute",
+        choices=distribute.MODES,
+        default="off",
+        help="TensorFlow: 'mirrored' (every local GPU, else the CPU devices), 'multi-worker' "
+        "(one process per host, the cluster in TF_CONFIG). JAX: 'data-parallel' (every "
+        "device; several processes with KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES, "
+        "_PROCESS_ID), 'model-parallel' (kernels sharded over --model-shards devices) "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--cpu-devices",
+        type=positive_int,
+        default=None,
+        help="split the CPU into N logical devices (mirrored, data-parallel, model-parallel "
+        "without GPUs: tests and trials on one machine)",
+    )
+    group.add_argument(
+        "--model-shards",
+        type=positive_int,
+        default=None,
+        help="model-parallel: devices a kernel is sharded over (must divide the device "
+        "count; default: all)",
+    )
+
+
+def setup_distribution(parser, args):
+    """The `applications.distribute.Distribution` of the parsed flags; a usage error (exit 2,
+    nothing written) for one that cannot run here. Call it before building anything."""
+    from applications import distribute
+
+    try:
+        return distribute.setup(args.distribute, args.cpu_devices, args.model_shards)
+    except distribute.DistributionError as error:
+        parser.error(str(error))
+
+
 # ----------------------------------------------------------------------------- checks
 
 

@@ -70,6 +70,7 @@ def build_parser(defaults=DEFAULTS):
     cli.add_model_data_arguments(parser, defaults)
     cli.add_optimizer_arguments(parser, defaults, several=True)
     cli.add_execution_arguments(parser, defaults)
+    cli.add_distribution_arguments(parser)
     parser.add_argument(
         "--output", default=None, help="output directory (default: runs/compare-<model>-<dataset>)"
     )
@@ -179,6 +180,7 @@ def plot_curves(path, rows, optimizers, title):
 
 def main(argv=None):
     parser, args = parse_args(argv)
+    distribution = cli.setup_distribution(parser, args)
     output = args.output or os.path.join("runs", f"compare-{args.model}-{args.dataset}")
     paths = {
         "csv": os.path.join(output, "results.csv"),
@@ -206,12 +208,14 @@ def main(argv=None):
                     os.path.join(paths["runs"], f"{name}-seed{seed}"),
                     initial_weights=initial,
                     verbose=args.verbose,
+                    distribution=distribution,
                 )
             except engine.UsageError as error:
                 parser.error(str(error))
             parameters = summary["parameters"]
             rows += [{"seed": seed, "optimizer": name, **row} for row in run_rows]
-            files.write_csv(paths["csv"], COLUMNS, rows)  # partial results survive a stop
+            if distribution.is_chief:  # the other processes of a multi-worker run write none
+                files.write_csv(paths["csv"], COLUMNS, rows)  # partial results survive a stop
             print(
                 f"seed {seed} {name:16s} test accuracy {summary['final_test_accuracy']:.4f} "
                 f"(best {summary['best_test_accuracy']:.4f}), train loss "
@@ -220,8 +224,9 @@ def main(argv=None):
             )
     results = aggregate(rows, args.optimizers)
     table = markdown_table(results, args, parameters)
-    files.write_text(paths["table"], table)
-    plot_curves(paths["plot"], rows, args.optimizers, f"{args.model} on {args.dataset}")
+    if distribution.is_chief:
+        files.write_text(paths["table"], table)
+        plot_curves(paths["plot"], rows, args.optimizers, f"{args.model} on {args.dataset}")
     sys.stdout.write("\n" + table + "\n")
     print(
         f"{len(rows)} epochs of {len(args.seeds) * len(args.optimizers)} runs in "

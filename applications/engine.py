@@ -245,21 +245,27 @@ class Trainer:
     `langevin_layers`): bad settings raise `UsageError` before any file is written.
     """
 
-    def __init__(self, config, initial_weights=None):
-        from applications import data
+    def __init__(self, config, initial_weights=None, distribution=None):
+        from applications import data, distribute
 
         self.config = config
-        try:
-            self.dataset = load_data(config)
-            self.model = build_model(config, self.dataset)
-            if initial_weights is not None:
-                self.model.load_weights(initial_weights)
-            self.optimizer = build_optimizer(config, self.dataset.steps_per_epoch)
-            self.optimizer.build(self.model.trainable_variables)
-        except (ValueError, TypeError, data.DatasetNotAvailableError) as error:
-            raise UsageError(str(error)) from error
-        self.model.compile(optimizer=self.optimizer, loss=self.dataset.loss, metrics=["accuracy"])
-        self.model.optimizer.build(self.model.trainable_variables)
+        # Several devices or processes (`applications.distribute`): the model and optimizer
+        # are built in its scope, `fit` runs under it; `config.batch_size` is the global batch.
+        self.distribution = distribution or distribute.OFF
+        with self.distribution.scope():
+            try:
+                self.dataset = load_data(config)
+                self.model = build_model(config, self.dataset)
+                if initial_weights is not None:
+                    self.model.load_weights(initial_weights)
+                self.optimizer = build_optimizer(config, self.dataset.steps_per_epoch)
+                self.optimizer.build(self.model.trainable_variables)
+            except (ValueError, TypeError, data.DatasetNotAvailableError) as error:
+                raise UsageError(str(error)) from error
+            self.model.compile(
+                optimizer=self.optimizer, loss=self.dataset.loss, metrics=["accuracy"]
+            )
+            self.model.optimizer.build(self.model.trainable_variables)
         self._fresh_state = [
             np.array(ops.convert_to_numpy(v), copy=True) for v in self.model.optimizer.variables
         ]
@@ -286,16 +292,34 @@ class Trainer:
 
     def fit(self, callbacks, start_epoch=0, verbose=0):
         """`model.fit` up to `config.epochs` on the seeded training stream, from `start_epoch`."""
-        return self.model.fit(
-            training_stream(self.dataset, start_epoch),
-            epochs=self.config.epochs,
-            steps_per_epoch=self.dataset.steps_per_epoch,
-            initial_epoch=start_epoch,
-            validation_data=self.dataset.test,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # the stream is shuffled, reproducibly, by the input pipeline
-        )
+        train, test = training_stream(self.dataset, start_epoch), self.dataset.test
+        if self.distribution.strategy is not None:
+            train, test = shard_by_data(train), shard_by_data(test)
+        with self.distribution.fitting(self.model):
+            return self.model.fit(
+                train,
+                epochs=self.config.epochs,
+                steps_per_epoch=self.dataset.steps_per_epoch,
+                initial_epoch=start_epoch,
+                validation_data=test,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,  # the stream is shuffled, reproducibly, by the input pipeline
+            )
+
+
+def shard_by_data(dataset):
+    """`dataset` split by elements among the workers of a `tf.distribute` strategy.
+
+    Every worker runs the whole input pipeline (same seeds, same batches) and keeps its part
+    of each global batch, so the replicas together see exactly the batches of one device;
+    TensorFlow's default would shard a file-based dataset by files instead.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def training_stream(dataset, start_epoch=0):
@@ -376,11 +400,26 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     `training_metadata.json`, which names the weights file and the epoch; older weights files
     are deleted afterwards. `extra_metadata` (e.g. the run's settings) is stored with the epoch.
     Backups are made at the end of every epoch.
+
+    Several processes (multi-worker training) each keep their own backup; a process killed
+    between the others' commit of epoch k and its own leaves k - 1 behind. With
+    `keep_previous` the backup before the latest is kept too (named in the metadata as
+    `previous`), and `restore_epoch` (agreed on by all processes) picks which one is loaded
+    (0: none).
     """
 
-    def __init__(self, backup_dir, delete_checkpoint=True, extra_metadata=None):
+    def __init__(
+        self,
+        backup_dir,
+        delete_checkpoint=True,
+        extra_metadata=None,
+        keep_previous=False,
+        restore_epoch=None,
+    ):
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=delete_checkpoint)
         self.extra_metadata = dict(extra_metadata or {})
+        self.keep_previous = keep_previous
+        self.restore_epoch = restore_epoch
 
     @staticmethod
     def read_metadata(backup_dir):
@@ -395,15 +434,33 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             return None
         return metadata
 
+    @staticmethod
+    def backups(metadata):
+        """`{epoch: weights file}` of the latest backup and, if kept, the one before."""
+        if metadata is None:
+            return {}
+        found = {int(metadata["epoch"]): metadata["weights"]}
+        previous = metadata.get("previous")
+        if previous:
+            found.setdefault(int(previous["epoch"]), previous["weights"])
+        return found
+
     def _load_model(self):
         metadata = self.read_metadata(self.backup_dir)
-        if metadata is None:
+        if metadata is None or self.restore_epoch == 0:
             return
+        epoch = int(metadata["epoch"]) if self.restore_epoch is None else self.restore_epoch
+        weights = self.backups(metadata).get(epoch)
+        if weights is None:
+            raise RuntimeError(
+                f"{self.backup_dir} holds no backup of epoch {epoch} (it has "
+                f"{sorted(self.backups(metadata))})"
+            )
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
-        self.model._initial_epoch = metadata["epoch"]
+        self.model.load_weights(os.path.join(self.backup_dir, weights))
+        self.model._initial_epoch = epoch
 
     def _save_model(self):
         name = f"epoch-{self._current_epoch:06d}.weights.h5"
@@ -414,9 +471,15 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             "batch": self._last_batch_seen,
             "weights": name,
         }
+        keep = {name}
+        if self.keep_previous:
+            old = self.read_metadata(self.backup_dir)
+            if old is not None and int(old["epoch"]) < self._current_epoch:
+                metadata["previous"] = {"epoch": int(old["epoch"]), "weights": old["weights"]}
+                keep.add(old["weights"])
         files.write_json(self._training_metadata_path, metadata)  # the commit point
         for entry in os.listdir(self.backup_dir):
-            if entry.endswith(".weights.h5") and entry != name:
+            if entry.endswith(".weights.h5") and entry not in keep:
                 os.remove(os.path.join(self.backup_dir, entry))
 
 
@@ -454,10 +517,11 @@ def resume_epoch(config, backup_dir):
     return int(backup["epoch"])
 
 
-def standard_callbacks(paths, settings, verbose, tensorboard=True, extra=()):
+def standard_callbacks(paths, settings, verbose, tensorboard=True, extra=(), backup_options=None):
     """lr/sigma into the logs, progress bar, CSV records, TensorBoard, the `extra` callbacks,
     then the backup (last: an epoch counts as done once its records and the work of the extra
-    callbacks, e.g. a posterior sample, are written)."""
+    callbacks, e.g. a posterior sample, are written). `backup_options` go to
+    `AtomicBackupAndRestore` (`keep_previous`, `restore_epoch`)."""
     callbacks = [EpochInfo()]
     if verbose:
         callbacks.append(keras.callbacks.ProgbarLogger())
@@ -473,7 +537,10 @@ def standard_callbacks(paths, settings, verbose, tensorboard=True, extra=()):
     callbacks.extend(extra)
     callbacks.append(
         AtomicBackupAndRestore(
-            paths["backup"], delete_checkpoint=False, extra_metadata={"settings": settings}
+            paths["backup"],
+            delete_checkpoint=False,
+            extra_metadata={"settings": settings},
+            **(backup_options or {}),
         )
     )
     return callbacks
@@ -531,6 +598,7 @@ def run(
     tensorboard=True,
     extra_summary=None,
     callbacks=(),
+    distribution=None,
 ):
     """Trains `config` in `run_dir`, resumably; returns the run's summary.
 
@@ -540,13 +608,27 @@ def run(
     `initial_weights` (a weights file) replaces the seed's own initialisation. With
     `export_dir`, the trained model is exported as a SavedModel there, complete or absent.
     `callbacks` go after the loggers and before the backup. Returns `(summary, rows)`.
+
+    `distribution` (`applications.distribute.setup`) trains on several devices or processes.
+    Every process keeps its own backup (the chief in `run_dir/backup`, another process in
+    `run_dir/worker-<task>/`, with its own log); they resume together from the last epoch all
+    of them completed. Only the chief writes the TensorBoard logs, the model, the export and
+    the summary; the others save and export in lockstep to temporary paths, then delete them.
     """
+    from applications import distribute
+
     started = time.time()
-    paths = run_paths(run_dir, export_dir)
+    distribution = distribution or distribute.OFF
+    chief = distribution.is_chief
+    paths = run_paths(run_dir if chief else worker_dir(run_dir, distribution.task), export_dir)
     start_epoch = resume_epoch(config, paths["backup"])
+    backup_options = None
+    if distribution.num_processes > 1:
+        start_epoch = _agree_on_start(distribution, paths["backup"], start_epoch)
+        backup_options = {"keep_previous": True, "restore_epoch": start_epoch}
     with precision(config.mixed_precision):
         keras.utils.set_random_seed(config.seed)
-        trainer = Trainer(config, initial_weights=initial_weights)
+        trainer = Trainer(config, initial_weights=initial_weights, distribution=distribution)
         _prepare_run_dir(paths, start_epoch)
         if start_epoch:
             print(f"Resuming {run_dir} after epoch {start_epoch}.", file=sys.stderr)
@@ -557,12 +639,21 @@ def run(
                 file=sys.stderr,
             )
         callbacks = standard_callbacks(
-            paths, config.settings(), verbose, tensorboard, extra=callbacks
+            paths,
+            config.settings(),
+            verbose,
+            tensorboard and chief,
+            extra=callbacks,
+            backup_options=backup_options,
         )
         trainer.fit(callbacks, start_epoch=start_epoch, verbose=verbose)
-        files.save_model_atomic(trainer.model, paths["model"])
+        with distribution.private_path(paths["model"]) as path:
+            files.save_model_atomic(trainer.model, path)
         if export_dir is not None:
-            files.export_atomic(trainer.model, export_dir)
+            with distribution.private_path(export_dir) as path:
+                files.export_atomic(trainer.model, path)
+    if not chief:  # written to temporary paths and deleted
+        paths = {**paths, "model": None, "export": None, "summary": None, "tensorboard": None}
     rows = read_log(paths["csv_log"])
     summary = {
         **(extra_summary or {}),
@@ -582,8 +673,39 @@ def run(
             "backend": keras.backend.backend(),
         },
     }
-    files.write_json(paths["summary"], summary)
+    if distribution.mode != "off":
+        summary["distribution"] = distribution.summary()
+    if chief:
+        files.write_json(paths["summary"], summary)
     return summary, rows
+
+
+def worker_dir(run_dir, task):
+    """Where a process other than the chief keeps its backup and log."""
+    return os.path.join(run_dir, task)
+
+
+def _agree_on_start(distribution, backup_dir, start_epoch):
+    """The epoch every process resumes from: the last one that all of them completed.
+
+    A process can be one backup behind the others (killed between their commits); each keeps
+    the backup before its latest, so the agreed epoch is always among its backups.
+    """
+    epochs = distribution.agree(start_epoch)
+    agreed = min(epochs)
+    if agreed and agreed not in AtomicBackupAndRestore.backups(
+        AtomicBackupAndRestore.read_metadata(backup_dir)
+    ):
+        raise RuntimeError(
+            f"The processes' backups are at epochs {epochs}; {backup_dir} cannot go back to "
+            f"epoch {agreed}. Delete the run's backups to start again."
+        )
+    if agreed != start_epoch:
+        print(
+            f"Backups at epochs {epochs} (one per process): resuming from epoch {agreed}.",
+            file=sys.stderr,
+        )
+    return agreed
 
 
 # ----------------------------------------------------------------------------- reporting

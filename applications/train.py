@@ -58,6 +58,7 @@ def build_parser():
     cli.add_model_data_arguments(parser, DEFAULTS)
     cli.add_optimizer_arguments(parser, DEFAULTS)
     cli.add_execution_arguments(parser, DEFAULTS)
+    cli.add_distribution_arguments(parser)
     group = parser.add_argument_group("outputs")
     group.add_argument(
         "--run-name",
@@ -87,6 +88,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     cli.check_optimizer_flags(parser, args, [args.optimizer])
+    distribution = cli.setup_distribution(parser, args)
     run_name = args.run_name or f"{args.model}-{args.optimizer}-{args.dataset}-seed{args.seed}"
     run_dir = args.output or os.path.join("runs", run_name)
     export_dir = (
@@ -99,6 +101,7 @@ def main(argv=None):
             export_dir=export_dir,
             verbose=args.verbose,
             extra_summary={"run_name": run_name, "args": vars(args)},
+            distribution=distribution,
         )
     except engine.UsageError as error:
         parser.error(str(error))

@@ -1,0 +1,379 @@
+"""Training on several devices or hosts: `--distribute` of the training scripts.
+
+Modes (`MODES`):
+
+* `off`: one device, as before;
+* `mirrored` (TensorFlow): `tf.distribute.MirroredStrategy` over every local GPU, or, without
+  GPUs, over the logical CPU devices (`--cpu-devices N` splits the CPU, for tests);
+* `multi-worker` (TensorFlow): `tf.distribute.MultiWorkerMirroredStrategy`, one process per
+  host, the cluster in `TF_CONFIG`. Keras 3's `model.fit` fails under this strategy before its
+  first step (keras-team/keras#20585); `keras_distributed_fit` is the narrow patch that lets
+  it run (see there);
+* `data-parallel` (JAX): `keras.distribution.DataParallel` over every device; several
+  processes when Keras's variables `KERAS_DISTRIBUTION_JOB_ADDRESSES`,
+  `KERAS_DISTRIBUTION_NUM_PROCESSES` and `KERAS_DISTRIBUTION_PROCESS_ID` are set;
+* `model-parallel` (JAX): `keras.distribution.ModelParallel` on a (data, model) device mesh,
+  the kernels (the last axis of every variable named `kernel`) sharded over the `model` axis
+  (`--model-shards`, default every device).
+
+`--batch-size` is the global batch (split among the replicas); the learning-rate and sigma
+schedules count global steps. The noise of the Langevin optimizers is a pure function of the
+optimizer's state (seed variable, step, variable, element), so every replica adds the same
+noise to its copy of a variable, and a sharded variable gets the noise of the unsharded one.
+
+`setup` must run before TensorFlow or JAX does anything else (the multi-worker strategy and
+the device split are configured at program start): the scripts call it right after parsing.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+MODES = ("off", "mirrored", "multi-worker", "data-parallel", "model-parallel")
+TENSORFLOW_MODES = ("mirrored", "multi-worker")
+JAX_MODES = ("data-parallel", "model-parallel")
+JAX_PROCESS_VARIABLES = (
+    "KERAS_DISTRIBUTION_JOB_ADDRESSES",
+    "KERAS_DISTRIBUTION_NUM_PROCESSES",
+    "KERAS_DISTRIBUTION_PROCESS_ID",
+)
+
+
+class DistributionError(ValueError):
+    """A `--distribute` setting that cannot run here (a usage error)."""
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check(mode, backend, environ=None, cpu_devices=None, model_shards=None):
+    """Raises `DistributionError` if `mode` cannot run on `backend` with `environ`.
+
+    Checks only what is known before anything starts: the backend, `TF_CONFIG` for
+    multi-worker (present, JSON, a cluster with this task in it), Keras's process variables for
+    JAX (all or none).
+    """
+    environ = os.environ if environ is None else environ
+    if mode not in MODES:
+        raise DistributionError(f"unknown --distribute {mode!r}; expected one of {MODES}")
+    if mode in TENSORFLOW_MODES and backend != "tensorflow":
+        raise DistributionError(
+            f"--distribute {mode} needs the TensorFlow backend (KERAS_BACKEND=tensorflow); "
+            f"on {backend} use {' or '.join(JAX_MODES)}"
+        )
+    if mode in JAX_MODES and backend != "jax":
+        raise DistributionError(
+            f"--distribute {mode} needs the JAX backend (KERAS_BACKEND=jax); on {backend} use "
+            f"{' or '.join(TENSORFLOW_MODES)}"
+        )
+    if model_shards is not None and mode != "model-parallel":
+        raise DistributionError("--model-shards is used only by --distribute model-parallel")
+    if cpu_devices is not None and mode in ("off", "multi-worker"):
+        raise DistributionError(
+            f"--cpu-devices is used by --distribute mirrored, data-parallel and "
+            f"model-parallel; not by {mode}"
+        )
+    if mode == "multi-worker":
+        _check_tf_config(environ.get("TF_CONFIG"))
+    if mode in JAX_MODES:
+        given = [name for name in JAX_PROCESS_VARIABLES if environ.get(name)]
+        if given and len(given) != len(JAX_PROCESS_VARIABLES):
+            missing = sorted(set(JAX_PROCESS_VARIABLES) - set(given))
+            raise DistributionError(
+                f"several JAX processes need all of {', '.join(JAX_PROCESS_VARIABLES)}; "
+                f"missing: {', '.join(missing)}"
+            )
+
+
+def _check_tf_config(text):
+    if not text:
+        raise DistributionError(
+            "--distribute multi-worker needs TF_CONFIG (the cluster and this worker's task), "
+            'e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+            '"task": {"type": "worker", "index": 0}}\''
+        )
+    try:
+        tf_config = json.loads(text)
+        cluster, task = tf_config["cluster"], tf_config["task"]
+        members = cluster[task["type"]]
+        index = int(task["index"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise DistributionError(
+            f"TF_CONFIG must be JSON with 'cluster' and 'task' (type, index): {error!r}"
+        ) from None
+    if not 0 <= index < len(members):
+        raise DistributionError(
+            f"TF_CONFIG: task {task['type']} {index} is not in the cluster ({len(members)} "
+            f"{task['type']} addresses)"
+        )
+
+
+def tf_config_task(environ=None):
+    """`(task_type, task_index, is_chief)` of `TF_CONFIG`: the chief is the task of type
+    'chief', or worker 0 when the cluster has no chief (TensorFlow's convention)."""
+    tf_config = json.loads((os.environ if environ is None else environ)["TF_CONFIG"])
+    task_type, index = tf_config["task"]["type"], int(tf_config["task"]["index"])
+    has_chief = bool(tf_config["cluster"].get("chief"))
+    is_chief = task_type == "chief" or (not has_chief and task_type == "worker" and index == 0)
+    return task_type, index, is_chief
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+class Distribution:
+    """Where a run's computation goes and which process writes the shared outputs.
+
+    `scope()` is entered while the model and optimizer are built; `is_chief` tells whether this
+    process writes the run's log, summary, model and export; `task` names the process (its own
+    backup directory); `agree` gathers one integer from every process.
+    """
+
+    def __init__(self, mode="off", strategy=None, keras_distribution=None, task=None,
+                 is_chief=True, num_processes=1, devices=()):  # fmt: skip
+        self.mode = mode
+        self.strategy = strategy
+        self.keras_distribution = keras_distribution
+        self.task = task
+        self.is_chief = is_chief
+        self.num_processes = num_processes
+        self.devices = tuple(devices)
+
+    @property
+    def num_replicas(self):
+        if self.strategy is not None:
+            return self.strategy.num_replicas_in_sync
+        return max(1, len(self.devices))
+
+    @contextlib.contextmanager
+    def scope(self):
+        if self.strategy is not None:
+            with self.strategy.scope():
+                yield
+        elif self.keras_distribution is not None:
+            with self.keras_distribution.scope():
+                yield
+        else:
+            yield
+
+    @contextlib.contextmanager
+    def fitting(self, model):
+        """The context of `model.fit`: under a `tf.distribute` strategy, the patch of
+        `keras_distributed_fit`."""
+        if self.strategy is not None:
+            with keras_distributed_fit(model):
+                yield
+        else:
+            yield
+
+    def agree(self, value):
+        """The list of `value` (an int) of every process, in process order (one process:
+        `[value]`). A collective: every process must call it."""
+        if self.num_processes == 1:
+            return [int(value)]
+        if self.strategy is not None:
+            import tensorflow as tf
+
+            local = self.strategy.experimental_distribute_values_from_function(
+                lambda context: tf.constant([int(value)], tf.int64)
+            )
+            gathered = self.strategy.gather(local, axis=0).numpy().tolist()
+            per_process = len(gathered) // self.num_processes
+            return [int(v) for v in gathered[::per_process]]
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        gathered = multihost_utils.process_allgather(np.array([int(value)], np.int64))
+        return [int(v) for v in np.asarray(gathered).ravel()]
+
+    def summary(self):
+        """What the run's summary records of the distribution."""
+        return {
+            "mode": self.mode,
+            "replicas": self.num_replicas,
+            "processes": self.num_processes,
+            "task": self.task,
+            "devices": list(self.devices),
+        }
+
+    @contextlib.contextmanager
+    def private_path(self, path):
+        """`path` for the chief; for the other processes a temporary path, deleted after the
+        block (they write what the chief writes, in lockstep, and throw it away)."""
+        if self.is_chief or path is None:
+            yield path
+            return
+        folder = tempfile.mkdtemp(prefix=f"worker-{self.task}-")
+        try:
+            yield os.path.join(folder, os.path.basename(os.path.normpath(path)))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+OFF = Distribution()
+
+
+def setup(mode="off", cpu_devices=None, model_shards=None, environ=None):
+    """The `Distribution` of `mode` for this process; call it before TensorFlow or JAX run
+    anything. Raises `DistributionError` for a setting that cannot run here."""
+    import keras
+
+    environ = os.environ if environ is None else environ
+    backend = keras.backend.backend()
+    check(mode, backend, environ, cpu_devices, model_shards)
+    if mode == "off":
+        return OFF
+    if mode in TENSORFLOW_MODES:
+        return _setup_tensorflow(mode, cpu_devices, environ)
+    return _setup_jax(mode, cpu_devices, model_shards, environ)
+
+
+def _setup_tensorflow(mode, cpu_devices, environ):
+    import tensorflow as tf
+
+    if cpu_devices is not None:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices
+        )
+    if mode == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        return Distribution(mode, strategy=strategy, task="chief", devices=devices)
+    task_type, index, is_chief = tf_config_task(environ)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    return Distribution(
+        mode,
+        strategy=strategy,
+        task=f"{task_type}-{index}",
+        is_chief=is_chief,
+        num_processes=strategy.extended._num_workers,
+        devices=list(strategy.extended.worker_devices),
+    )
+
+
+def _setup_jax(mode, cpu_devices, model_shards, environ):
+    import jax
+    import keras
+
+    if cpu_devices is not None:
+        jax.config.update("jax_num_cpu_devices", cpu_devices)
+    if all(environ.get(name) for name in JAX_PROCESS_VARIABLES):
+        # Collectives between the processes' CPU devices (tests, CPU hosts); nothing may ask
+        # JAX for its devices before `initialize`.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        keras.distribution.initialize()
+    devices = keras.distribution.list_devices()
+    if mode == "data-parallel":
+        distribution = keras.distribution.DataParallel(devices=devices)
+    else:
+        shards = model_shards or len(devices)
+        if len(devices) % shards:
+            raise DistributionError(
+                f"--model-shards {shards} must divide the number of devices ({len(devices)})"
+            )
+        mesh = keras.distribution.DeviceMesh(
+            (len(devices) // shards, shards), ["batch", "model"], devices
+        )
+        distribution = kernel_parallel(mesh)
+    index = jax.process_index()
+    return Distribution(
+        mode,
+        keras_distribution=distribution,
+        task=f"process-{index}",
+        is_chief=index == 0,
+        num_processes=jax.process_count(),
+        devices=devices,
+    )
+
+
+def kernel_parallel(mesh):
+    """`keras.distribution.ModelParallel` on `mesh` that shards every kernel over `model`.
+
+    A variable whose path ends in `kernel` (Dense, Conv...) is sharded along its last axis
+    (output features or filters) over the mesh's `model` axis when that axis divides it;
+    every other variable is replicated, and the batch is split over the `batch` axis. Keras's
+    `LayoutMap` maps a path pattern to one layout of one rank; the kernels of a model have
+    several ranks (2 for Dense, 4 for Conv2D), hence a layout chosen per variable here. The
+    optimizer's slots take their variable's layout.
+    """
+    import keras
+
+    class KernelParallel(keras.distribution.ModelParallel):
+        def get_variable_layout(self, variable):
+            if getattr(variable, "_layout", None) is not None:
+                return variable._layout
+            shape = tuple(variable.shape)
+            shards = self.device_mesh.shape[1]
+            if variable.path.endswith("kernel") and shape and shape[-1] % shards == 0:
+                axes = (None,) * (len(shape) - 1) + ("model",)
+                return keras.distribution.TensorLayout(axes, self.device_mesh)
+            return super().get_variable_layout(variable)
+
+    return KernelParallel(layout_map=keras.distribution.LayoutMap(mesh), batch_dim_name="batch")
+
+
+# ----------------------------------------------------------------------------- the patch
+
+
+@contextlib.contextmanager
+def keras_distributed_fit(model):
+    """Lets Keras 3's `model.fit` run under `MultiWorkerMirroredStrategy`, and keeps the data
+    order of one device under any `tf.distribute` strategy.
+
+    Two steps of Keras's TensorFlow trainer fail under the multi-worker strategy (Keras 3.15;
+    keras-team/keras#20585, tensorflow/tensorflow#72388), and this patch replaces exactly those
+    two, for `model` and the duration of the block:
+
+    * `_maybe_symbolic_build` takes a batch of the distributed dataset and reduces it across
+      workers (`strategy.reduce("MEAN", batch, axis=None)`), which fails on the per-replica
+      values ("Attempt to convert a value (PerReplica...)"). It only needs the batch's shapes
+      and dtypes to build the metrics, so the patched step builds from the dataset's
+      `element_spec`: no batch is drawn, nothing is reduced. Under every strategy this also
+      keeps the training stream of one device: Keras's step opens an iterator and draws a
+      batch before training opens another, and a dataset reshuffled at each iteration then
+      trains on its second shuffle.
+    * `reduce_per_replica` reduces the step's logs (scalar metric results) with
+      `strategy.reduce("MEAN", value, axis=0)`, an error on a scalar. The patched function
+      reduces scalars with `axis=None` (the mean over the replicas, what `MirroredStrategy`'s
+      logs hold) and leaves every other case to Keras.
+    """
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original_reduce = tf_trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not tf_trainer._collective_all_reduce_multi_worker(
+            strategy
+        ):
+            return original_reduce(values, strategy, reduction)
+
+        def reduce(value):
+            if getattr(value, "shape", None) is not None and value.shape.rank == 0:
+                return strategy.reduce("MEAN", value, axis=None)
+            return original_reduce(value, strategy, reduction)
+
+        return tree.map_structure(reduce, values)
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        import keras
+
+        if iterator is not None:
+            spec = iterator.data_adapter.get_tf_dataset().element_spec
+            data_batch = tree.map_structure(
+                lambda s: keras.KerasTensor(tuple(s.shape), s.dtype.name), spec
+            )
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    tf_trainer.reduce_per_replica = reduce_per_replica
+    object.__setattr__(model, "_maybe_symbolic_build", maybe_symbolic_build.__get__(model))
+    try:
+        yield
+    finally:
+        tf_trainer.reduce_per_replica = original_reduce
+        object.__delattr__(model, "_maybe_symbolic_build")

@@ -1,0 +1,152 @@
+"""`applications.distribute` and the engine's multi-process resume, in this process.
+
+Settings that cannot run give a usage error before anything is written; the backups of
+several processes resume from the last epoch all of them completed.
+"""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from applications import compare, distribute, engine, train
+
+BACKEND = keras.backend.backend()
+OTHER_BACKEND_MODE = "data-parallel" if BACKEND == "tensorflow" else "mirrored"
+TF_CONFIG = json.dumps(
+    {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 1}}
+)
+
+
+@pytest.mark.parametrize(
+    "argv, environ, message",
+    [
+        (["--distribute", "multi-worker"], {}, "needs TF_CONFIG"),
+        (["--distribute", "multi-worker"], {"TF_CONFIG": "{"}, "TF_CONFIG must be JSON"),
+        (
+            ["--distribute", "multi-worker"],
+            {"TF_CONFIG": TF_CONFIG.replace('"index": 1', '"index": 2')},
+            "is not in the cluster",
+        ),
+        (
+            ["--distribute", OTHER_BACKEND_MODE],
+            {},
+            f"needs the {'JAX' if BACKEND == 'tensorflow' else 'TensorFlow'} backend",
+        ),
+        (["--cpu-devices", "2"], {}, "--cpu-devices is used by"),
+        (["--model-shards", "2"], {}, "--model-shards is used only by"),
+        (["--distribute", "pipeline"], {}, "invalid choice: 'pipeline'"),
+    ],
+)
+@pytest.mark.parametrize("script", [train, compare])
+def test_bad_distribution_settings_fail_early(script, argv, environ, message, tmp_path, capsys,
+                                              monkeypatch):  # fmt: skip
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    if script is train:
+        argv = [*argv, "--output", str(tmp_path / "run"), "--no-export"]
+    else:
+        argv = [*argv, "--output", str(tmp_path / "run"), "--quick"]
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # failed before anything was written
+
+
+@pytest.mark.parametrize(
+    "cluster, task, chief",
+    [
+        ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 0}, True),
+        ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 1}, False),
+        ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "worker", "index": 0}, False),
+        ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "chief", "index": 0}, True),
+    ],
+)
+def test_the_chief_of_tf_config(cluster, task, chief):
+    environ = {"TF_CONFIG": json.dumps({"cluster": cluster, "task": task})}
+    distribute.check("multi-worker", "tensorflow", environ)
+    assert distribute.tf_config_task(environ) == (task["type"], task["index"], chief)
+
+
+def test_jax_process_variables_all_or_none():
+    environ = {"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
+    with pytest.raises(distribute.DistributionError, match="KERAS_DISTRIBUTION_PROCESS_ID"):
+        distribute.check("data-parallel", "jax", environ)
+    distribute.check("data-parallel", "jax", {})
+
+
+def _model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    return model
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((32, 4)).astype("float32"), rng.standard_normal((32, 3))
+
+
+def test_backup_keeps_the_previous_epoch_and_restores_the_agreed_one(tmp_path):
+    x, y = _data()
+    states = {}
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            states[epoch + 1] = [np.array(w) for w in self.model.get_weights()]
+
+    backup = engine.AtomicBackupAndRestore(str(tmp_path), False, keep_previous=True)
+    _model().fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[Record(), backup])
+    metadata = engine.AtomicBackupAndRestore.read_metadata(str(tmp_path))
+    assert metadata["epoch"] == 3 and metadata["previous"]["epoch"] == 2
+    assert sorted(engine.AtomicBackupAndRestore.backups(metadata)) == [2, 3]
+    assert sorted(p.name for p in tmp_path.glob("*.weights.h5")) == [
+        "epoch-000002.weights.h5",
+        "epoch-000003.weights.h5",
+    ]
+    for epoch in (2, 3):  # the agreed epoch is loaded, whichever of the two it is
+        model = _model()
+        restore = engine.AtomicBackupAndRestore(str(tmp_path), restore_epoch=epoch)
+        restore.set_model(model)
+        restore.on_train_begin()
+        assert model._initial_epoch == epoch
+        for a, b in zip(model.get_weights(), states[epoch]):
+            np.testing.assert_array_equal(a, b)
+    model = _model()
+    fresh = [np.array(w) for w in model.get_weights()]
+    restore = engine.AtomicBackupAndRestore(str(tmp_path), restore_epoch=0)  # start again
+    restore.set_model(model)
+    restore.on_train_begin()
+    for a, b in zip(model.get_weights(), fresh):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(RuntimeError, match="no backup of epoch 1"):
+        restore = engine.AtomicBackupAndRestore(str(tmp_path), restore_epoch=1)
+        restore.set_model(_model())
+        restore.on_train_begin()
+
+
+class _FakeDistribution:
+    num_processes = 2
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def agree(self, value):
+        return self.epochs
+
+
+def test_processes_resume_from_the_last_epoch_all_completed(tmp_path, capsys):
+    x, y = _data()
+    backup = engine.AtomicBackupAndRestore(str(tmp_path), False, keep_previous=True)
+    _model().fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[backup])
+    assert engine._agree_on_start(_FakeDistribution([2, 2]), str(tmp_path), 2) == 2
+    assert engine._agree_on_start(_FakeDistribution([2, 1]), str(tmp_path), 2) == 1
+    assert "resuming from epoch 1" in capsys.readouterr().err
+    assert engine._agree_on_start(_FakeDistribution([2, 0]), str(tmp_path), 2) == 0
+    backup = engine.AtomicBackupAndRestore(str(tmp_path), False, keep_previous=True)
+    _model().fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[backup])
+    with pytest.raises(RuntimeError, match="cannot go back to epoch 1"):
+        engine._agree_on_start(_FakeDistribution([4, 1]), str(tmp_path), 4)
