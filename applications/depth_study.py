@@ -419,7 +419,15 @@ def row_key(row):
 
 
 def study_config(args):
-    """The settings that change the result of a run (the grid itself may change on resume)."""
+    """The settings that change the result of a run (the grid itself may change on resume).
+
+    Settings that only some optimizers use are recorded with their default when the current
+    grid has none of those optimizers, so that a grid may change on resume.
+    """
+    defaults = {**cli.LANGEVIN_DEFAULTS, **cli.LAYER_DEFAULTS}
+    args = argparse.Namespace(
+        **{**vars(args), **{k: v for k, v in defaults.items() if getattr(args, k) is None}}
+    )
     return {
         "family": args.family,
         "dataset": args.dataset,

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from applications import engine, files
+from applications import depth_study, engine, files
 from applications.depth_study import (
     CSV_FIELDS,
     ConfigMismatchError,
@@ -277,6 +277,15 @@ def test_resume_runs_only_the_missing_runs(tmp_path, monkeypatch):
     assert main(argv)["executed"] == []
     invocations = json.loads((output / "completed.json").read_text())["invocations"]
     assert [item["runs_executed"] for item in invocations] == [2, 1, 3, 1, 0]
+
+
+def test_resume_with_another_grid_of_optimizers(quick_study):
+    """The grid may change on resume, also to optimizers that use fewer settings."""
+    output, _ = quick_study
+    args = parse_args(["--quick", "--optimizers", "adam", "--output", str(output)])
+    assert args.langevin_layers is None and args.noise is None
+    config = json.loads((output / "config.json").read_text())
+    assert depth_study.study_config(args) == config
 
 
 def test_resume_refuses_other_settings(quick_study):
