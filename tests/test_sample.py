@@ -5,6 +5,7 @@ import json
 import math
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -134,3 +135,38 @@ def test_bad_arguments_fail_early(argv, message, capsys, tmp_path):
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_cyclical_schedules_and_optimizer_options():
+    from applications import engine, optimizers
+    from keras_langevin.sampling import CyclicalCosineDecay, CyclicalSigma
+
+    optimizer = optimizers.make_optimizer(
+        "lsgd", 10, lr=0.1, lr_schedule="cyclical-cosine", sigma=0.2,
+        sigma_schedule="cyclical", decay_epochs=2, exploration_fraction=0.5,
+    )  # fmt: skip
+    config = optimizer.get_config()
+    lr, sigma = (
+        keras.saving.deserialize_keras_object(config[k]) for k in ("learning_rate", "sigma")
+    )
+    assert isinstance(lr, CyclicalCosineDecay) and lr.cycle_steps == 20
+    assert isinstance(sigma, CyclicalSigma) and sigma.exploration_steps == 10
+    assert optimizers.make_optimizer("lrmsprop", 10, rho=0.99).rho == 0.99
+    with pytest.raises(ValueError, match="exploration_fraction"):
+        optimizers.make_optimizer("lsgd", 10, exploration_fraction=0.5)  # log schedule
+    assert "optimizer_options" not in engine.RunConfig().settings()  # older backups resume
+    config = engine.RunConfig(optimizer="lrmsprop", optimizer_options=[("rho", 0.99)])
+    assert config.settings()["optimizer_options"] == [["rho", 0.99]]
+
+
+def test_mlp_l2_option_is_a_penalty_on_the_kernels_only():
+    from applications.models import build_model
+
+    model = build_model("mlp-3", input_shape=(8, 8, 1), l2=0.01)
+    kernels = [layer.kernel for layer in model.layers if hasattr(layer, "kernel")]
+    expected = 0.01 * sum(float(np.sum(np.square(k.numpy()))) for k in kernels)
+    assert len(model.losses) == 3
+    assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)
+    assert not build_model("mlp-3", input_shape=(8, 8, 1)).losses
+    with pytest.raises(ValueError, match="l2"):
+        build_model("mlp-3", input_shape=(8, 8, 1), l2=0.0)
