@@ -134,6 +134,25 @@ def _seed_as_int32(seed):
     return seed - _SEED_LIMIT if seed >= 2**31 else seed
 
 
+def _same_on_every_process(seed):
+    """Process 0's `seed` on every process of a multi-process JAX job, else `seed`.
+
+    Each process draws `seed=None` from its own Python `random`; the seed variable must hold
+    one value everywhere (JAX refuses a replicated array whose processes disagree).
+    TensorFlow's multi-worker strategy broadcasts initial values itself. A collective: every
+    process builds its optimizer, as it does under `keras.distribution`.
+    """
+    if keras.backend.backend() != "jax":
+        return seed
+    import jax
+
+    if jax.process_count() == 1:
+        return seed
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.int32(seed)))
+
+
 def _default_name(cls):
     """`ladam`, then `ladam_1`, `ladam_2`, ...: Keras's de-duplication of optimizer names."""
     prefix = cls.__name__.lower()
@@ -235,7 +254,7 @@ class LangevinMixin:
         if seed is None:
             import random
 
-            seed = random.randrange(_SEED_DRAW_RANGE)
+            seed = _same_on_every_process(random.randrange(_SEED_DRAW_RANGE))
         self._langevin_seed = self.add_variable(
             shape=(),
             initializer=keras.initializers.Constant(_seed_as_int32(seed)),
