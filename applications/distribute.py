@@ -143,9 +143,12 @@ class Distribution:
 
     @property
     def num_replicas(self):
+        """Data-parallel replicas (copies of the model, each with its part of the batch)."""
         if self.strategy is not None:
             return self.strategy.num_replicas_in_sync
-        return max(1, len(self.devices))
+        if self.keras_distribution is not None:  # the mesh's first (batch) axis
+            return int(self.keras_distribution.device_mesh.shape[0])
+        return 1
 
     @contextlib.contextmanager
     def scope(self):
