@@ -31,6 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
+import keras_langevin.callbacks
 from applications import files
 from applications import optimizers as optimizers_lib
 
@@ -341,24 +342,18 @@ def training_stream(dataset, start_epoch=0):
 # ----------------------------------------------------------------------------- callbacks
 
 
-def current_lr_sigma(optimizer):
-    """`(lr, sigma)` the schedules give at the optimizer's current step (sigma 0 if plain)."""
-    optimizer = base_optimizer(optimizer)
-    lr = float(ops.convert_to_numpy(optimizer.learning_rate))
-    sigma = getattr(optimizer, "sigma", 0.0)
-    return lr, float(ops.convert_to_numpy(sigma))
-
-
-class EpochInfo(keras.callbacks.Callback):
-    """Adds `lr` and `sigma` to the epoch logs.
+class EpochInfo(keras_langevin.callbacks.SigmaLogger):
+    """Adds `lr` and `sigma` to the epoch logs (the library's `SigmaLogger`, plus `lr`).
 
     Both are the schedules' values at the optimizer's step at the end of the epoch; `sigma` is
     0 for the plain Keras optimizers. Put this callback before the loggers that should see them.
     """
 
     def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
         if logs is not None:
-            logs["lr"], logs["sigma"] = current_lr_sigma(self.model.optimizer)
+            optimizer = base_optimizer(self.model.optimizer)
+            logs["lr"] = float(ops.convert_to_numpy(optimizer.learning_rate))
 
 
 class EpochRecords(keras.callbacks.Callback):
