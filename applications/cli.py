@@ -157,6 +157,23 @@ def add_seeds_argument(parser, default):
     )
 
 
+def parse(build_parser, defaults, quick, argv=None):
+    """Parses `argv` with `build_parser(defaults)`, where `--quick` replaces `defaults` by the
+    values of `quick` (flags given explicitly still win), and resolves `--seeds`.
+
+    Returns `(parser, args)`.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--quick", action="store_true")
+    is_quick = pre.parse_known_args(argv)[0].quick
+    parser = build_parser({**defaults, **quick} if is_quick else defaults)
+    args = parser.parse_args(argv)
+    args.seeds = seeds_of(args)
+    if not args.seeds:
+        parser.error("--seeds: a count must be >= 1 (write '0,' for the seed 0 alone)")
+    return parser, args
+
+
 def seeds_of(args):
     """The seeds that `--seeds` names: one integer N alone is the count 0..N-1."""
     text = getattr(args, "seeds_text", None)

@@ -198,19 +198,13 @@ def build_parser(defaults=DEFAULTS):
 
 def parse_args(argv=None):
     """Parses and validates the command line; errors exit with a message before any work."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--quick", action="store_true")
-    quick = pre.parse_known_args(argv)[0].quick
-    parser = build_parser({**DEFAULTS, **QUICK} if quick else DEFAULTS)
-    args = parser.parse_args(argv)
-    args.depths = sorted(args.depths or (QUICK_DEPTHS if quick else DEFAULT_DEPTHS)[args.family])
+    parser, args = cli.parse(build_parser, DEFAULTS, QUICK, argv)
+    depths = QUICK_DEPTHS if args.quick else DEFAULT_DEPTHS
+    args.depths = sorted(args.depths or depths[args.family])
     for depth in args.depths:
         message = check_depth(args.family, depth)
         if message:
             parser.error(f"--depths: {message}")
-    args.seeds = cli.seeds_of(args)
-    if not args.seeds:
-        parser.error("--seeds: a count must be >= 1 (write '0,' for the seed 0 alone)")
 
     # every Langevin name brings its base, placed first, for the paired gains
     optimizers, added = [], []

@@ -200,14 +200,7 @@ def build_parser(defaults=DEFAULTS):
 
 def parse_args(argv=None):
     """Parses and checks the arguments; `--quick` replaces the defaults by `QUICK`."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--quick", action="store_true")
-    known, _ = pre.parse_known_args(argv)
-    parser = build_parser({**DEFAULTS, **QUICK} if known.quick else DEFAULTS)
-    args = parser.parse_args(argv)
-    args.seeds = cli.seeds_of(args)
-    if not args.seeds:
-        parser.error("--seeds: a count must be >= 1 (write '0,' for the seed 0 alone)")
+    parser, args = cli.parse(build_parser, DEFAULTS, QUICK, argv)
     if not re.fullmatch(r"mlp-\d+", args.model):
         parser.error(
             "--model: the prior is an L2 regulariser on the kernels (the model option l2), "
