@@ -288,6 +288,20 @@ def test_resume_with_another_grid_of_optimizers(quick_study):
     assert depth_study.study_config(args) == config
 
 
+def test_a_study_from_before_the_epsilon_flag_keeps_keras_epsilon(tmp_path, capsys):
+    """config.json without "epsilon" (written before the flag): resumed without --epsilon, the
+    study keeps Keras's epsilon; asked explicitly for another epsilon, it is refused."""
+    args = parse_args(["--quick", "--output", str(tmp_path)])
+    config = depth_study.study_config(args)
+    old = {key: value for key, value in config.items() if key != "epsilon"}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    depth_study.check_config(str(tmp_path), dict(config), args)
+    assert args.epsilon == "keras" and "with its epsilon: keras" in capsys.readouterr().out
+    explicit = parse_args(["--quick", "--epsilon", "paper", "--output", str(tmp_path)])
+    with pytest.raises(ConfigMismatchError, match="epsilon"):
+        depth_study.check_config(str(tmp_path), depth_study.study_config(explicit), explicit)
+
+
 def test_resume_refuses_other_settings(quick_study):
     output, _ = quick_study
     with pytest.raises(ConfigMismatchError, match="epochs"):
