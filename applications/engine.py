@@ -179,11 +179,6 @@ def build_optimizer(config, steps_per_epoch):
     )
 
 
-def base_optimizer(optimizer):
-    """The optimizer itself, or the one inside a `LossScaleOptimizer`."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
-
-
 def save_initial_weights(config, path):
     """Saves the initial weights of `config`'s model for `config.seed` to `path`, once.
 
@@ -352,8 +347,8 @@ class EpochInfo(keras_langevin.callbacks.SigmaLogger):
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         if logs is not None:
-            optimizer = base_optimizer(self.model.optimizer)
-            logs["lr"] = float(ops.convert_to_numpy(optimizer.learning_rate))
+            # Keras's LossScaleOptimizer forwards `learning_rate` to the optimizer it wraps.
+            logs["lr"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
 class EpochRecords(keras.callbacks.Callback):
