@@ -50,12 +50,13 @@ langevin_args_doc = """sigma: Float >= 0 or a `keras.optimizers.schedules.Learni
             optimizer and identical on every replica.
         noise: `"gaussian"` (default) or `"rademacher"` (+-1 with probability 1/2: the
             simplified weak Euler scheme, same first three moments, weak order 1, cheaper).
-        jit_compile: Bool, TensorFlow only. Compiles the whole update of all variables into
-            one XLA computation, even when the model's train step is not compiled (on CPU,
-            Keras turns XLA off for the model). Defaults to `True`. Not used under a
-            `tf.distribute` strategy, where the update runs per replica as in Keras. Variables
-            without noise (all of them when `sigma=0`) are always updated by Keras's own
-            path, bit for bit.
+        jit_compile: Bool, TensorFlow only. Compiles the update of each noisy variable (the
+            Keras update, the noise and its generator) into one XLA computation, even when
+            the model's train step is not compiled (on CPU, Keras turns XLA off for the
+            model); variables of one shape share one compilation, so the start-up does not
+            grow with depth. Also per replica under a `tf.distribute` strategy. Defaults to
+            `True`. Variables without noise (all of them when `sigma=0`) are always updated
+            by Keras's own path, bit for bit.
         **kwargs: any other base optimizer argument of Keras, by keyword.
 
     The arguments of the Keras optimizer keep their position (a drop-in replacement); the
@@ -188,6 +189,12 @@ def langevin_optimizer(optimizer: keras.optimizers.Optimizer) -> LangevinMixin:
     return inner
 
 
+def _local_copy(variable):
+    """This device's copy of a distributed variable, inside a strategy's update of it."""
+    local = getattr(variable, "_get_on_device_or_primary", None)
+    return local() if local is not None else variable
+
+
 class _FunctionCache:
     """Holds compiled update functions outside Keras's and TensorFlow's variable tracking."""
 
@@ -240,6 +247,8 @@ class LangevinMixin:
         self.jit_compile = jit_compile
         self._langevin_indices = frozenset()
         self._compiled_updates = _FunctionCache()
+        self._drawn_noise = {}  # index -> this step's noise, while an update is traced
+        self._noise_index = None  # the noise's variable index as an input, while traced
 
     # ----------------------------------------------------------------------------- state
 
@@ -328,6 +337,8 @@ class LangevinMixin:
         index = self._get_variable_index(variable)
         if not self._adds_noise(index):
             return super().update_step(gradient, variable, learning_rate)
+        if self._compiles_replica_update(gradient, variable):
+            return self._compiled_replica_update(gradient, variable, index, learning_rate)
         pre_update = self._langevin_pre_update(variable, index)
         super().update_step(gradient, variable, learning_rate)
         preconditioner = self._langevin_preconditioner(variable, index, pre_update)
@@ -340,36 +351,147 @@ class LangevinMixin:
         )
         if preconditioner is not None:
             scale = ops.multiply(scale, ops.sqrt(preconditioner))
-        key = noise_lib.step_key(self._langevin_seed, self._iterations, index)
-        xi = noise_lib.sample(self.noise, variable.shape, key, dtype)
+        xi = self._drawn_noise.get(index)
+        if xi is None:
+            key_index = index if self._noise_index is None else self._noise_index
+            key = noise_lib.step_key(self._langevin_seed, self._iterations, key_index)
+            xi = noise_lib.sample(self.noise, variable.shape, key, dtype)
         self.assign_add(variable, ops.multiply(scale, xi))
 
+    def _noise_groups(self, indices):
+        """The indices grouped by their variable's shape and dtype, in first-seen order."""
+        groups = {}
+        for index in indices:
+            variable = self._trainable_variables[index]
+            key = (tuple(int(d) for d in variable.shape), variable.dtype)
+            groups.setdefault(key, []).append(index)
+        return groups
+
+    def _draw_grouped_noise(self, indices):
+        """This step's noise of the given variables: one stacked draw per shape and dtype.
+
+        The same numbers as one draw per variable, bit for bit, but XLA compiles the generator
+        once per distinct shape instead of once per variable (the start-up of deep models).
+        Returns a list of `(indices, stacked noise)` pairs.
+        """
+        return [
+            (
+                group,
+                noise_lib.sample_many(
+                    self.noise, shape, self._langevin_seed, self._iterations, group, dtype
+                ),
+            )
+            for (shape, dtype), group in self._noise_groups(indices).items()
+        ]
+
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        # On TensorFlow the noisy variables are updated by one XLA computation; the others go
-        # through Keras's own path, so their update is Keras's bit for bit.
         indices = [self._get_variable_index(v) for v in trainable_variables]
         noisy = [k for k, i in enumerate(indices) if self._adds_noise(i)]
-        if not noisy or not self._compiles_update(grads):
+        if not noisy:
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        if self._compiles_update(grads):
+            return self._compiled_update_step(grads, trainable_variables, learning_rate, noisy)
+        if keras.backend.backend() == "jax":
+            # Inside the jitted train step: draw the noise per shape, not per variable.
+            drawn = self._draw_grouped_noise([indices[k] for k in noisy])
+            self._drawn_noise = {
+                index: stacked[j] for group, stacked in drawn for j, index in enumerate(group)
+            }
+        try:
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        finally:
+            self._drawn_noise = {}
+
+    def _compiled_update_step(self, grads, trainable_variables, learning_rate, noisy):
+        """TensorFlow: each noisy variable's whole update (the Keras drift, the noise and its
+        generator) as one XLA computation, compiled once per distinct shape and dtype.
+
+        The computation takes the variable, its optimizer slots, the gradient and the
+        variable's index as inputs, so every variable of one shape runs the same compiled
+        code: compilation grows with the number of distinct shapes, not with depth. The
+        other variables go through Keras's own path, so their update is Keras's bit for bit.
+        Inside an XLA-compiled train step the computations are inlined into it.
+        """
         noisy_set = set(noisy)
-        plain = [k for k in range(len(indices)) if k not in noisy_set]
+        plain = [k for k in range(len(trainable_variables)) if k not in noisy_set]
         if plain:
             super()._backend_update_step(
                 [grads[k] for k in plain], [trainable_variables[k] for k in plain], learning_rate
             )
-        noisy_indices = tuple(indices[k] for k in noisy)
-        update = self._compiled_updates.functions.get(noisy_indices)
+        update = self._update_function()
+        # The learning rate as a tensor (its value), not the variable.
+        learning_rate = ops.copy(learning_rate)
+        for k in noisy:
+            index = self._get_variable_index(trainable_variables[k])
+            update(
+                grads[k],
+                self._trainable_variables[index].value,
+                self._slots(index),
+                learning_rate,
+                ops.convert_to_tensor(index, dtype="int32"),
+            )
+
+    def _update_function(self):
+        update = self._compiled_updates.functions.get("update")
         if update is None:
             import tensorflow as tf
 
-            def update_all(grads, learning_rate):
-                for grad, index in zip(grads, noisy_indices):
-                    self.update_step(grad, self._trainable_variables[index], learning_rate)
+            update = tf.function(self._update_one, jit_compile=True, autograph=False)
+            self._compiled_updates.functions["update"] = update
+        return update
 
-            update = tf.function(update_all, jit_compile=True, autograph=False)
-            self._compiled_updates.functions[noisy_indices] = update
-        # The learning rate as a tensor (its value), not the variable.
-        update([grads[k] for k in noisy], ops.copy(learning_rate))
+    def _compiles_replica_update(self, gradient, variable):
+        """Under a `tf.distribute` strategy Keras updates each replica's copy of a variable
+        (`variable` is then that copy, not the distributed variable): that update is compiled
+        too, once per shape and device."""
+        if not self.jit_compile or self._noise_index is not None:
+            return False
+        if keras.backend.backend() != "tensorflow":
+            return False
+        import tensorflow as tf
+
+        return (
+            tf.distribute.has_strategy()
+            and isinstance(variable, tf.Variable)
+            and not isinstance(variable, tf.distribute.DistributedValues)
+            and not isinstance(gradient, tf.IndexedSlices)
+        )
+
+    def _compiled_replica_update(self, gradient, variable, index, learning_rate):
+        slots = tuple(_local_copy(slot) for slot in self._slots(index))
+        self._update_function()(
+            gradient,
+            variable,
+            slots,
+            ops.copy(learning_rate),
+            ops.convert_to_tensor(index, dtype="int32"),
+            device=variable.device,
+        )
+
+    def _slots(self, index):
+        """The optimizer variables that belong to the variable at `index` (its momentums,
+        velocities, ...): every optimizer list with one entry per trainable variable."""
+        count = len(self._trainable_variables)
+        slots = []
+        for name, value in sorted(vars(self).items()):
+            if name != "_trainable_variables" and isinstance(value, list) and len(value) == count:
+                slot = value[index]
+                if isinstance(slot, keras.Variable):
+                    slots.append(slot.value)
+        return tuple(slots)
+
+    def _update_one(self, gradient, variable, slots, learning_rate, index, device=None):
+        # Traced once per shape (and device, under a strategy), with the first variable of
+        # that shape: TensorFlow feeds each later variable and its `slots` where the traced
+        # ones were read and written, and the noise takes its key from the `index` input,
+        # not from the traced variable.
+        del slots, device  # inputs only: the update reaches the slots through its lists
+        traced_index = self._get_variable_index(variable)
+        self._noise_index = index
+        try:
+            self.update_step(gradient, self._trainable_variables[traced_index], learning_rate)
+        finally:
+            self._noise_index = None
 
     def _compiles_update(self, grads):
         if not self.jit_compile or keras.backend.backend() != "tensorflow":

@@ -20,6 +20,7 @@ top bit: +-1 with probability 1/2, the "simplified weak Euler scheme" that match
 three moments of a Gaussian.
 """
 
+import numpy as np
 from keras import ops
 
 GAUSSIAN = "gaussian"
@@ -64,11 +65,30 @@ def step_key(seed, step, index):
     Args:
         seed: integer scalar tensor (the optimizer's seed variable).
         step: integer scalar tensor (the optimizer's raw iteration counter).
-        index: Python int, the variable's position in the optimizer's variable list.
+        index: the variable's position in the optimizer's variable list: a Python int or an
+            integer scalar tensor (the same key either way).
     """
     seed = ops.cast(seed, "uint32")
     step = ops.cast(step, "uint32")
-    word = ops.add(ops.multiply(step, _u32(_GOLDEN)), _u32(index * _VARIABLE_STRIDE))
+    if isinstance(index, int):
+        offset = _u32(index * _VARIABLE_STRIDE)
+    else:  # uint32 arithmetic wraps around as the masked Python product does
+        offset = ops.multiply(ops.cast(index, "uint32"), _u32(_VARIABLE_STRIDE))
+    word = ops.add(ops.multiply(step, _u32(_GOLDEN)), offset)
+    key_1 = hash_uint32(ops.bitwise_xor(hash_uint32(word), seed))
+    key_2 = hash_uint32(ops.add(key_1, _u32(_GOLDEN)))
+    return key_1, key_2
+
+
+def step_keys(seed, step, indices):
+    """`step_key` of several variables at once: two uint32 vectors, one entry per index.
+
+    Entry `j` equals `step_key(seed, step, indices[j])`, bit for bit.
+    """
+    seed = ops.cast(seed, "uint32")
+    step = ops.cast(step, "uint32")
+    offsets = np.array([(i * _VARIABLE_STRIDE) & 0xFFFFFFFF for i in indices], dtype=np.uint32)
+    word = ops.add(ops.multiply(step, _u32(_GOLDEN)), ops.convert_to_tensor(offsets))
     key_1 = hash_uint32(ops.bitwise_xor(hash_uint32(word), seed))
     key_2 = hash_uint32(ops.add(key_1, _u32(_GOLDEN)))
     return key_1, key_2
@@ -83,6 +103,22 @@ def random_bits(shape, key):
     key_1, key_2 = key
     bits = hash_uint32(ops.add(hash_uint32(ops.bitwise_xor(counter, key_1)), key_2))
     return ops.reshape(bits, shape)
+
+
+def random_bits_many(shape, keys):
+    """uint32 bits of shape `(n, *shape)`: row `j` is `random_bits(shape, key_j)` for the
+    `j`-th entries of the two key vectors (as `step_keys` returns them).
+
+    One elementwise computation for all `n` variables of one shape: XLA compiles the generator
+    once per distinct shape instead of once per variable.
+    """
+    size = 1
+    for dim in shape:
+        size *= int(dim)
+    counter = ops.expand_dims(ops.cast(ops.arange(size, dtype="int32"), "uint32"), 0)
+    key_1, key_2 = (ops.expand_dims(k, 1) for k in keys)
+    bits = hash_uint32(ops.add(hash_uint32(ops.bitwise_xor(counter, key_1)), key_2))
+    return ops.reshape(bits, (-1, *(int(d) for d in shape)))
 
 
 def _compute_dtype(dtype):
@@ -153,13 +189,26 @@ def _sqrt2_erfinv(u):
 
 def rademacher(shape, key, dtype="float32"):
     """+-1 with probability 1/2 each."""
-    sign_bit = ops.right_shift(random_bits(shape, key), _u32(31))
+    return rademacher_from_bits(random_bits(shape, key), dtype)
+
+
+def rademacher_from_bits(bits, dtype="float32"):
+    """Maps uint32 random bits to +-1 (the top bit)."""
+    sign_bit = ops.right_shift(bits, _u32(31))
     return ops.subtract(1.0, ops.multiply(ops.cast(sign_bit, dtype), 2.0))
 
 
 _SAMPLERS = {GAUSSIAN: standard_normal, RADEMACHER: rademacher}
+_TRANSFORMS = {GAUSSIAN: normal_from_bits, RADEMACHER: rademacher_from_bits}
 
 
 def sample(noise, shape, key, dtype="float32"):
     """Draws standard noise of the named type (zero mean, unit variance)."""
     return _SAMPLERS[noise](shape, key, dtype)
+
+
+def sample_many(noise, shape, seed, step, indices, dtype="float32"):
+    """The noise of several variables of one shape: shape `(len(indices), *shape)`, row `j`
+    equal, bit for bit, to `sample(noise, shape, step_key(seed, step, indices[j]), dtype)`."""
+    bits = random_bits_many(shape, step_keys(seed, step, indices))
+    return _TRANSFORMS[noise](bits, dtype)

@@ -83,3 +83,27 @@ def test_normal_quantile_matches_scipy():
     ours = ops.convert_to_numpy(noise._sqrt2_erfinv(ops.convert_to_tensor(u)))
     reference = math.sqrt(2) * special.erfinv(u.astype("float64"))
     assert np.max(np.abs(ours - reference)) < 2e-6
+
+
+@pytest.mark.parametrize("kind", noise.NOISE_TYPES)
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_drawing_many_variables_at_once_gives_each_its_own_noise_bit_for_bit(kind, dtype):
+    """The grouped draw (one computation per shape) and a tensor index (one compiled update
+    per shape) are the same pure function of (seed, step, variable, element)."""
+    seed = ops.convert_to_tensor(-5, "int32")  # seeds >= 2**31 are stored as negative int32
+    step = ops.convert_to_tensor(123456)
+    shape = (3, 5, 4)
+    indices = [0, 1, 7, 2**20 + 3]
+    many = ops.convert_to_numpy(noise.sample_many(kind, shape, seed, step, indices, dtype))
+    assert many.shape == (len(indices), *shape)
+    for row, index in zip(many, indices):
+        one = ops.convert_to_numpy(
+            noise.sample(kind, shape, noise.step_key(seed, step, index), dtype)
+        )
+        tensor_index = ops.convert_to_tensor(index, "int32")
+        by_tensor = ops.convert_to_numpy(
+            noise.sample(kind, shape, noise.step_key(seed, step, tensor_index), dtype)
+        )
+        np.testing.assert_array_equal(row, one)
+        np.testing.assert_array_equal(by_tensor, one)
+    assert not np.array_equal(many[0], many[1])

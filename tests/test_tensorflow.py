@@ -43,17 +43,57 @@ def _compiled_update(optimizer):
     return functions[0]
 
 
-def test_update_is_xla_compiled_when_the_model_is_not():
+def _deep_model(optimizer, depth, width=8):
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((width,))]
+    layers += [keras.layers.Dense(width, activation="relu") for _ in range(depth)]
+    model = keras.Sequential(layers + [keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    return model
+
+
+def test_update_is_xla_compiled_once_per_shape_not_per_variable():
+    """The start-up cost of deep models: 10 hidden layers of one width trace (and compile)
+    the update once per distinct shape: 4 here, (8, 8), (8,), (8, 3), (3,)."""
     x, y = _data()
-    model = _model(kl.LAdam(1e-2, sigma=1e-2, seed=0), jit_compile=False)
+    model = _deep_model(kl.LAdam(1e-2, sigma=1e-2, seed=0), depth=10)
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     update = _compiled_update(model.optimizer)
     assert update._jit_compile is True
-    assert update.experimental_get_tracing_count() == 1  # traced once, inside the train step
+    assert update.experimental_get_tracing_count() == 4
+    assert len(model.trainable_variables) == 22
     # The traced update lowers to one XLA computation containing the noise generator.
-    grads = [ops.zeros_like(v) for v in model.trainable_variables]
-    hlo = update.experimental_get_compiler_ir(grads, ops.convert_to_tensor(1e-2))(stage="hlo")
+    variable = model.trainable_variables[0]
+    optimizer = model.optimizer
+    hlo = update.experimental_get_compiler_ir(
+        ops.zeros_like(variable),
+        variable.value,
+        optimizer._slots(0),
+        ops.convert_to_tensor(1e-2),
+        ops.convert_to_tensor(0),
+    )(stage="hlo")
     assert "log(" in hlo and "xor(" in hlo
+
+
+def test_variables_of_one_shape_get_their_own_slots_and_noise():
+    """One compiled update serves every variable of a shape: each must still update its own
+    slots and draw its own noise. Same gradients on all layers, all weights equal at the
+    start: after a step the weights differ (own noise) and match the uncompiled update."""
+    x, y = _data()
+    models = []
+    for jit in (True, False):
+        model = _deep_model(kl.LAdam(1e-2, sigma=1e-2, seed=0, jit_compile=jit), depth=4)
+        for layer in model.layers[1:4]:
+            layer.set_weights(model.layers[0].get_weights())
+        model.fit(x, y, batch_size=64, epochs=2, verbose=0, shuffle=False)
+        models.append(model)
+    compiled, plain = models
+    for a, b in zip(compiled.optimizer.variables, plain.optimizer.variables):
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(a), ops.convert_to_numpy(b), rtol=1e-5, atol=1e-7
+        )
+    for a, b in zip(compiled.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_update_inside_a_jit_compiled_train_step():
@@ -127,13 +167,29 @@ MIRRORED_SCRIPT = textwrap.dedent(
                 copies = [c.numpy() for c in v.value.values]
                 worst = max(worst, max(float(np.abs(c - copies[0]).max()) for c in copies))
             result[f"{seed}-{sigma}"] = {"max_replica_difference": worst,
-                                         "kernel": model.get_weights()[0].ravel()[:8].tolist()}
+                                         "kernel": model.get_weights()[0].ravel()[:8].tolist(),
+                                         "compiled": len(model.optimizer._compiled_updates.functions)}
+    # The per-replica update is XLA-compiled; without XLA (Keras's per-replica path plus the
+    # noise as plain operations) it computes the same weights.
+    weights = {}
+    for jit in (True, False):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((8,)),
+                                      keras.layers.Dense(16, activation="relu"),
+                                      keras.layers.Dense(3, activation="softmax")])
+            model.compile(kl.LAdam(1e-2, sigma=0.05, seed=3, jit_compile=jit),
+                          "sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False)
+        weights[jit] = model.get_weights()
+    result["jit_vs_plain"] = max(float(np.abs(a - b).max())
+                                 for a, b in zip(weights[True], weights[False]))
     print("RESULT" + json.dumps(result))
     """
 )
 
 
-def test_mirrored_strategy_replicas_stay_identical(tmp_path):
+def test_mirrored_strategy_replicas_stay_identical_with_the_compiled_update(tmp_path):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED_SCRIPT)
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -149,8 +205,10 @@ def test_mirrored_strategy_replicas_stay_identical(tmp_path):
     line = next(ln for ln in completed.stdout.splitlines() if ln.startswith("RESULT"))
     result = json.loads(line[len("RESULT") :])
     assert result["replicas"] == 2
+    assert result["jit_vs_plain"] < 1e-5
     for seed in ("7", "None"):
         assert result[f"{seed}-0.05"]["max_replica_difference"] == 0.0
+        assert result[f"{seed}-0.05"]["compiled"] == 1  # the per-replica update is compiled
         # The noise was really applied: the noiseless run ends elsewhere.
         assert not np.allclose(result[f"{seed}-0.05"]["kernel"], result[f"{seed}-0.0"]["kernel"])
 
@@ -179,10 +237,11 @@ def test_setting_sigma_does_not_retrace_the_compiled_update():
     model = _model(kl.LAdam(1e-2, sigma=1e-2, seed=0))
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     update = _compiled_update(model.optimizer)
+    traces = update.experimental_get_tracing_count()
     train_function = model.train_function
     model.optimizer.sigma = 0.0
     before = model.get_weights()
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
-    assert update.experimental_get_tracing_count() == 1
+    assert update.experimental_get_tracing_count() == traces
     assert model.train_function is train_function
     assert not all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
