@@ -4,6 +4,7 @@ uncertainty off the training distribution.
     python -m applications.sample                  # mlp-3 on the 8x8 digits, 3 seeds
     python -m applications.sample --quick          # smoke test, seconds per method
     python -m applications.sample --methods adam,psgld --seeds 5 --epochs 200
+    python -m applications.sample --distribute mirrored     # every local GPU (TensorFlow)
 
 Methods (`--methods`), all with the same model, the same prior and the same budget of
 `--epochs` epochs:
@@ -46,6 +47,14 @@ the rest. Outputs, in `--output`:
     results.md       per method, mean +- std over seeds, the command and its run time
     reliability.png  reliability diagram of each method on the test split, seeds pooled
     entropy.png      histograms of the predictive entropy, test split against the shifts
+
+Several devices or hosts (`--distribute`, as in `applications.train`; see
+`applications/distribute.py`): every run trains under the strategy, `--batch-size` is the
+global batch. Only the chief (TensorFlow's chief task, JAX's process 0) writes the samples,
+their manifests, the evaluations, the results and the figures. The other processes train in
+lockstep, write their samples and initial weights to temporary paths that they delete, keep
+only the engine's own backup and log (`runs/<run>/<task>/`, for resuming), and evaluate
+nothing; whether a method and seed was evaluated before is the chief's decision.
 """
 
 import argparse
@@ -59,7 +68,7 @@ import time
 
 import numpy as np
 
-from applications import cli, engine, files
+from applications import cli, distribute, engine, files
 
 METHODS = ("adam", "sgd", "deep-ensemble", "clsgd", "psgld")
 LABELS = {
@@ -192,6 +201,7 @@ def build_parser(defaults=DEFAULTS):
     )
     cli.add_model_data_arguments(parser, defaults)
     cli.add_execution_arguments(parser, defaults)
+    cli.add_distribution_arguments(parser)
     parser.add_argument(
         "--output", default=None, help="output directory (default: runs/sample-<model>-<dataset>)"
     )
@@ -422,49 +432,85 @@ def save_arrays(path, arrays):
         np.savez(handle, **arrays)
 
 
-def train_and_evaluate(parser, args, method, seed, data, paths):
-    """Trains (or resumes) the runs of `method` for `seed` and evaluates their average; skips
-    both when the evaluation is already on disk. Returns `(row, arrays)`."""
+#: What the chief finds of a method's evaluation on disk (agreed on by every process).
+NOT_EVALUATED, EVALUATED, OTHER_SETTINGS = 0, 1, 2
+
+
+def evaluation_state(stem, settings, distribution):
+    """`(state, evaluation)`: whether `stem` holds the evaluation of `settings`, as the chief
+    sees it, agreed on by every process (a collective: they all train, or all skip, or all
+    stop); the evaluation read by the chief (None elsewhere)."""
     import json
 
+    state, evaluation = NOT_EVALUATED, None
+    if distribution.is_chief and os.path.exists(stem + ".json") and os.path.exists(stem + ".npz"):
+        with open(stem + ".json") as handle:
+            evaluation = json.load(handle)
+        state = EVALUATED if evaluation["settings"] == settings else OTHER_SETTINGS
+    return max(distribution.agree(state)), evaluation  # the others say NOT_EVALUATED
+
+
+def train_run(parser, args, run, paths, distribution):
+    """Trains (or resumes) `run` with its `PosteriorSampler`; returns its samples' paths.
+
+    A process other than the chief trains in lockstep with it, but its samples and initial
+    weights go to temporary paths, deleted afterwards (it returns no paths), and the engine
+    keeps its backup and log in `runs/<run>/<task>/`.
+    """
     from keras_langevin.sampling import PosteriorSampler
+
+    run_dir = os.path.join(paths["runs"], run.name)
+    initial = os.path.join(paths["initial_weights"], f"seed{run.config.seed}.weights.h5")
+    samples = os.path.join(run_dir, "samples")
+    with (
+        distribution.private_path(initial) as initial,
+        distribution.private_path(samples) as samples,
+    ):
+        sampler = PosteriorSampler(samples, **run.sampler)
+        try:
+            engine.run(
+                run.config,
+                run_dir,
+                initial_weights=engine.save_initial_weights(run.config, initial),
+                verbose=args.verbose,
+                tensorboard=False,
+                callbacks=[sampler],
+                distribution=distribution,
+            )
+        except engine.UsageError as error:
+            parser.error(str(error))
+        return [sample.path for sample in sampler.samples] if distribution.is_chief else []
+
+
+def train_and_evaluate(parser, args, method, seed, data, paths, distribution=distribute.OFF):
+    """Trains (or resumes) the runs of `method` for `seed` and evaluates their average; skips
+    both when the evaluation is already on disk. Returns `(row, arrays)`; `(None, None)` on a
+    process other than the chief, which trains but neither evaluates nor writes."""
+    import json
 
     runs = plan(method, args, seed, data)
     stem = os.path.join(paths["evaluations"], f"{method}-seed{seed}")
     settings = json.loads(json.dumps(evaluation_settings(runs, data), default=files.json_default))
-    if os.path.exists(stem + ".json") and os.path.exists(stem + ".npz"):
-        with open(stem + ".json") as handle:
-            done = json.load(handle)
-        if done["settings"] != settings:
-            parser.error(
-                f"{stem}.json holds the evaluation of a run with other settings. Resume it with "
-                "the same arguments, or use another --output (or delete that directory)."
-            )
+    state, done = evaluation_state(stem, settings, distribution)
+    if state == OTHER_SETTINGS:
+        parser.error(
+            f"{stem}.json holds the evaluation of a run with other settings. Resume it with "
+            "the same arguments, or use another --output (or delete that directory)."
+        )
+    if state == EVALUATED:
+        print(f"seed {seed} {method:14s} evaluated before: skipped", flush=True)
+        if done is None:
+            return None, None
         with np.load(stem + ".npz") as loaded:
             arrays = dict(loaded)
-        print(f"seed {seed} {method:14s} evaluated before: skipped", flush=True)
         return done["row"], arrays
     started = time.time()
     weights = []
     for run in runs:
-        run_dir = os.path.join(paths["runs"], run.name)
-        sampler = PosteriorSampler(os.path.join(run_dir, "samples"), **run.sampler)
-        try:
-            initial = engine.save_initial_weights(
-                run.config,
-                os.path.join(paths["initial_weights"], f"seed{run.config.seed}.weights.h5"),
-            )
-            engine.run(
-                run.config,
-                run_dir,
-                initial_weights=initial,
-                verbose=args.verbose,
-                tensorboard=False,
-                callbacks=[sampler],
-            )
-        except engine.UsageError as error:
-            parser.error(str(error))
-        weights += [sample.path for sample in sampler.samples]
+        weights += train_run(parser, args, run, paths, distribution)
+    if not distribution.is_chief:
+        print(f"seed {seed} {method:14s} trained; the chief evaluates", flush=True)
+        return None, None
     metrics, arrays = evaluate(runs, weights, data)
     row = {
         "method": method,
@@ -493,7 +539,7 @@ def _cells(rows, key, digits):
     return engine.format_mean_std([row[key] for row in rows], digits=digits)
 
 
-def markdown_table(rows, args, data, command, seconds):
+def markdown_table(rows, args, data, command, seconds, distribution=distribute.OFF):
     by_method = {m: [r for r in rows if r["method"] == m] for m in args.methods}
     seeds = ", ".join(map(str, args.seeds))
     sigma = math.sqrt(2.0 * args.temperature / data.train_size)
@@ -518,6 +564,7 @@ def markdown_table(rows, args, data, command, seconds):
             "and mutual information (MI) in nats, averaged over examples."
         ),
         "",
+        *_distribution_lines(distribution),
         "| method | weights | accuracy | NLL | ECE | Brier | entropy | MI |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -555,6 +602,19 @@ def markdown_table(rows, args, data, command, seconds):
             ]
         lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _distribution_lines(distribution):
+    if distribution.mode == "off":
+        return []
+    return [
+        (
+            f"Trained with --distribute {distribution.mode}: {distribution.num_replicas} "
+            f"replicas in {distribution.num_processes} process(es); the batch size is the "
+            "global batch."
+        ),
+        "",
+    ]
 
 
 def _pyplot():
@@ -626,6 +686,7 @@ def plot_entropy(path, arrays, methods, num_classes, title):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser, args = parse_args(argv)
+    distribution = cli.setup_distribution(parser, args)  # before TensorFlow or JAX run
     output = args.output or os.path.join("runs", f"sample-{args.model}-{args.dataset}")
     paths = {
         "csv": os.path.join(output, "results.csv"),
@@ -647,13 +708,22 @@ def main(argv=None):
     rows, arrays = [], {method: [] for method in args.methods}
     for seed in args.seeds:
         for method in args.methods:
-            row, method_arrays = train_and_evaluate(parser, args, method, seed, data, paths)
+            row, method_arrays = train_and_evaluate(
+                parser, args, method, seed, data, paths, distribution
+            )
+            if row is None:  # not the chief: it writes nothing
+                continue
             rows.append(row)
             arrays[method].append(method_arrays)
             files.write_csv(paths["csv"], COLUMNS, rows)  # partial results survive a stop
     seconds = time.time() - started
+    if not distribution.is_chief:
+        print(
+            f"{distribution.task}: done in {seconds:.1f} s; the chief writes the results to {output}"
+        )
+        return rows
     command = " ".join(["python -m applications.sample", *map(shlex.quote, argv)])
-    table = markdown_table(rows, args, data, command, seconds)
+    table = markdown_table(rows, args, data, command, seconds, distribution)
     files.write_text(paths["table"], table)
     title = f"{args.model} on {args.dataset}, seeds pooled"
     plot_reliability(paths["reliability"], arrays, args.methods, title + ": test split")

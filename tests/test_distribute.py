@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from applications import compare, distribute, engine, train
+from applications import compare, distribute, engine, sample, train
 
 BACKEND = keras.backend.backend()
 OTHER_BACKEND_MODE = "data-parallel" if BACKEND == "tensorflow" else "mirrored"
@@ -39,7 +39,7 @@ TF_CONFIG = json.dumps(
         (["--distribute", "pipeline"], {}, "invalid choice: 'pipeline'"),
     ],
 )
-@pytest.mark.parametrize("script", [train, compare])
+@pytest.mark.parametrize("script", [train, compare, sample])
 def test_bad_distribution_settings_fail_early(script, argv, environ, message, tmp_path, capsys,
                                               monkeypatch):  # fmt: skip
     monkeypatch.delenv("TF_CONFIG", raising=False)
