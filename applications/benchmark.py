@@ -1,25 +1,28 @@
 """Cost of the Langevin term, measured side by side with the base Keras optimizer.
 
-    python -m applications.benchmark                      # full run (about 12 minutes on 2 CPU cores)
+    python -m applications.benchmark                      # full run (about 20 minutes on 2 CPU cores)
     python -m applications.benchmark --skip-update-step   # end to end only
-    python -m applications.benchmark --quick              # small sizes, few repeats (5 minutes)
+    python -m applications.benchmark --quick              # small sizes, few repeats
 
-Three measurements, each alternating base and Langevin optimizer in one process and repeating:
+Five measurements; those in one process alternate base and Langevin optimizer and repeat:
 
-1. the update step alone: `optimizer.apply` on a fixed set of conv-kernel-shaped variables
-   (about 1M and 15M parameters), compiled as in training: on TensorFlow inside a
-   `tf.function(jit_compile=True)` (the Langevin optimizers compile their update with XLA
-   anyway), on JAX as a jitted `stateless_apply`;
-2. end to end: `model.fit` seconds per epoch for a deep MLP on the embedded digits and for
+1. start-up: the first `model.fit` epoch of a 60-layer MLP and of ResNet50, each optimizer in
+   a fresh process, so that tracing and compilation are included;
+2. the update step alone: `optimizer.apply` on a fixed set of conv-kernel-shaped variables
+   (about 1M and 15M parameters), in two conditions on TensorFlow: inside a
+   `tf.function(jit_compile=True)` (Keras's fastest Adam) and inside a plain `tf.function`, as
+   `model.fit` runs it on CPU; on JAX as a jitted `stateless_apply`;
+3. Layer Langevin (fraction 0.3) against full Langevin on the update step;
+4. the floor: per element, a pass over memory, the integer hash alone, the Gaussian transform
+   alone and the whole noise, on two cores and on one;
+5. end to end: `model.fit` seconds per epoch for a deep MLP on the embedded digits and for
    resnet56 on CIFAR-shaped synthetic data, and, on the same models' variables, what bounds
-   that ratio per training step: Adam's and LAdam's update alone (compiled as `model.fit`
-   compiles it) and the Gaussian noise generator alone, as shares of Adam's fit step;
-3. Layer Langevin (fraction 0.3) against full Langevin on the update step.
+   that ratio per training step.
 
-It prints a table (median time, ratio to the base, min-max) and writes JSON. The ratio is the
-median over repeats of (time / base time in the same repeat): pairing each measurement with
-the base's neighbouring one cancels the slow drifts of a shared machine. The ratio of medians
-is kept in the JSON as `ratio_of_medians`.
+It prints a table (median time, ratio to the base, min-max) and writes JSON with the machine
+(CPU model, cores, versions). The ratio is the median over repeats of (time / base time in the
+same repeat): pairing each measurement with the base's neighbouring one cancels the slow
+drifts of a shared machine. The ratio of medians is kept in the JSON as `ratio_of_medians`.
 """
 
 import argparse
@@ -27,6 +30,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -76,6 +80,26 @@ def _random_gradients(variables, rng):
         keras.ops.convert_to_tensor(rng.standard_normal(v.shape).astype("float32"))
         for v in variables
     ]
+
+
+# TensorFlow conditions of the update step: XLA-compiled step, and the plain `tf.function` in
+# which `model.fit` runs it on CPU (Keras turns XLA off for the model there).
+CONDITIONS = {
+    "jit": (True, "inside tf.function(jit_compile=True)"),
+    "fit": (False, "inside a plain tf.function, as model.fit runs it on CPU"),
+}
+
+
+def _conditions():
+    if keras.backend.backend() == "tensorflow":
+        return list(CONDITIONS)
+    return ["jit"]
+
+
+def _condition_label(condition):
+    if keras.backend.backend() != "tensorflow":
+        return "jitted stateless_apply"
+    return CONDITIONS[condition][1]
 
 
 def _update_step_runner(optimizer, variables, grads, jit_compile=True):
@@ -183,51 +207,363 @@ def _row(group, name, seconds, base_seconds, unit="ms"):
     }
 
 
-def bench_update_steps(sizes, pairs, repeats, noises=("gaussian",)):
+def bench_update_steps(sizes, pairs, repeats, noises=("gaussian",), conditions=None):
     rows = []
-    for size in sizes:
-        shapes = conv_kernel_shapes(size)
-        params = sum(int(np.prod(s)) for s in shapes)
-        group = f"update step, {params / 1e6:.1f}M params in {len(shapes)} kernels"
-        for pair in pairs:
-            langevin_cls, base_cls = PAIRS[pair]
-            runners = {
-                base_cls.__name__: _update_step_runner(
-                    base_cls(learning_rate=1e-3), *_kernel_variables(shapes)
-                )
-            }
-            for noise in noises:
-                optimizer = langevin_cls(learning_rate=1e-3, sigma=1e-3, seed=0, noise=noise)
-                label = langevin_cls.__name__ + ("" if noise == "gaussian" else f" ({noise})")
-                runners[label] = _update_step_runner(optimizer, *_kernel_variables(shapes))
-            times = compare(runners, repeats)
-            base = times[base_cls.__name__]
-            rows += [_row(group, name, t, base) for name, t in times.items()]
-            keras.backend.clear_session()
+    for condition in conditions or _conditions():
+        jit_compile = CONDITIONS[condition][0]
+        for size in sizes:
+            shapes = conv_kernel_shapes(size)
+            params = sum(int(np.prod(s)) for s in shapes)
+            group = (
+                f"update step, {params / 1e6:.1f}M params in {len(shapes)} kernels, "
+                f"{_condition_label(condition)}"
+            )
+            for pair in pairs:
+                langevin_cls, base_cls = PAIRS[pair]
+                runners = {
+                    base_cls.__name__: _update_step_runner(
+                        base_cls(learning_rate=1e-3), *_kernel_variables(shapes), jit_compile
+                    )
+                }
+                for noise in noises:
+                    optimizer = langevin_cls(learning_rate=1e-3, sigma=1e-3, seed=0, noise=noise)
+                    label = langevin_cls.__name__ + ("" if noise == "gaussian" else f" ({noise})")
+                    runners[label] = _update_step_runner(
+                        optimizer, *_kernel_variables(shapes), jit_compile
+                    )
+                times = compare(runners, repeats)
+                base = times[base_cls.__name__]
+                for name, t in times.items():
+                    row = _row(group, name, t, base)
+                    row["condition"] = condition
+                    rows.append(row)
+                keras.backend.clear_session()
     return rows
 
 
-def bench_layer_langevin(size, repeats, fraction=0.3):
+def bench_layer_langevin(size, repeats, fraction=0.3, conditions=None):
     shapes = conv_kernel_shapes(size)
     params = sum(int(np.prod(s)) for s in shapes)
-    group = f"Layer Langevin {fraction} vs full, {params / 1e6:.1f}M params"
-    runners = {
-        "Adam": _update_step_runner(keras.optimizers.Adam(1e-3), *_kernel_variables(shapes)),
-        "LAdam": _update_step_runner(
-            kl.LAdam(1e-3, sigma=1e-3, seed=0), *_kernel_variables(shapes)
+    rows = []
+    for condition in conditions or _conditions():
+        jit_compile = CONDITIONS[condition][0]
+        group = (
+            f"Layer Langevin {fraction} vs full, {params / 1e6:.1f}M params, "
+            f"{_condition_label(condition)}"
+        )
+        label = f"LAdam layers={fraction}"
+        runners = {
+            "Adam": _update_step_runner(
+                keras.optimizers.Adam(1e-3), *_kernel_variables(shapes), jit_compile
+            ),
+            "LAdam": _update_step_runner(
+                kl.LAdam(1e-3, sigma=1e-3, seed=0), *_kernel_variables(shapes), jit_compile
+            ),
+            label: _update_step_runner(
+                kl.LAdam(1e-3, sigma=1e-3, seed=0, langevin_layers=fraction),
+                *_kernel_variables(shapes),
+                jit_compile,
+            ),
+        }
+        times = compare(runners, repeats)
+        group_rows = [_row(group, name, t, times["Adam"]) for name, t in times.items()]
+        base = statistics.median(times["Adam"])
+        full_extra = statistics.median(times["LAdam"]) - base
+        layer_extra = statistics.median(times[label]) - base
+        group_rows[-1]["extra_cost_vs_full"] = layer_extra / full_extra if full_extra > 0 else None
+        for row in group_rows:
+            row["condition"] = condition
+        rows += group_rows
+        keras.backend.clear_session()
+    return rows
+
+
+# ----------------------------------------------------------------------------- start-up
+
+STARTUP_MODELS = {
+    # name: (description, rows, batch size)
+    "mlp-60": ("60-layer MLP, Dense(64) x 60, 256 random rows, batch 64", 256, 64),
+    "resnet50": ("ResNet50, 64 random 32x32x3 images, batch 32 (2 steps)", 64, 32),
+}
+
+
+def _startup_optimizer(label):
+    """The optimizers of the start-up rows, by label."""
+    if label == "LAdam layers=0.3":
+        return kl.LAdam(1e-3, sigma=1e-3, seed=0, langevin_layers=0.3)
+    if label == "LAdam (rademacher)":
+        return kl.LAdam(1e-3, sigma=1e-3, seed=0, noise="rademacher")
+    for langevin_cls, base_cls in PAIRS.values():
+        if label == base_cls.__name__:
+            return base_cls(learning_rate=1e-3)
+        if label == langevin_cls.__name__:
+            return langevin_cls(learning_rate=1e-3, sigma=1e-3, seed=0)
+    raise ValueError(f"Unknown start-up optimizer {label!r}.")
+
+
+def first_epoch_seconds(model_name, label):
+    """Builds the model, compiles it with the labelled optimizer and returns the seconds of
+    its first `fit` epoch and of a second one (run in a fresh process by `bench_startup`)."""
+    _, rows, batch_size = STARTUP_MODELS[model_name]
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    if model_name == "mlp-60":
+        layers = [keras.Input((64,))]
+        layers += [keras.layers.Dense(64, activation="relu") for _ in range(60)]
+        model = keras.Sequential(layers + [keras.layers.Dense(10)])
+        x = rng.uniform(size=(rows, 64)).astype("float32")
+    else:
+        model = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=10)
+        x = rng.uniform(size=(rows, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, rows)
+    model.compile(_startup_optimizer(label), keras.losses.SparseCategoricalCrossentropy())
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _startup_child(model_name, label):
+    print("STARTUP" + json.dumps(first_epoch_seconds(model_name, label)), flush=True)
+
+
+def _run_fresh(code, timeout=1800, single_core=False):
+    """Runs Python `code` in a fresh process (on one core when asked); returns its stdout."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    preexec = (
+        (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) if (single_core) else None
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+        preexec_fn=preexec,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{completed.stderr[-3000:]}")
+    return completed.stdout
+
+
+def startup_labels(pairs):
+    """Adam, LAdam and Layer LAdam 0.3, then every other chosen pair: (label, base label)."""
+    labels = [("Adam", "Adam"), ("LAdam", "Adam"), ("LAdam layers=0.3", "Adam")]
+    for pair in pairs:
+        langevin_cls, base_cls = PAIRS[pair]
+        if pair != "ladam":
+            labels += [
+                (base_cls.__name__, base_cls.__name__),
+                (langevin_cls.__name__, base_cls.__name__),
+            ]
+    return labels
+
+
+def bench_startup(models, pairs, repeats):
+    """First `fit` epoch, each optimizer in a fresh process; the processes alternate as the
+    runners of `compare` do. Ratio: the median over repeats of time / base time."""
+    rows = []
+    labels = startup_labels(pairs)
+    for model_name in models:
+        description = STARTUP_MODELS[model_name][0]
+        group = f"start-up: first fit epoch in a fresh process, {description}"
+        first = {label: [] for label, _ in labels}
+        second = {label: [] for label, _ in labels}
+        for repeat in range(repeats):
+            shift = repeat % len(labels)
+            for label, _ in labels[shift:] + labels[:shift]:
+                code = (
+                    "from applications.benchmark import _startup_child; "
+                    f"_startup_child({model_name!r}, {label!r})"
+                )
+                out = _run_fresh(code)
+                line = next(ln for ln in out.splitlines() if ln.startswith("STARTUP"))
+                first_epoch, second_epoch = json.loads(line[len("STARTUP") :])
+                first[label].append(first_epoch)
+                second[label].append(second_epoch)
+        for label, base in labels:
+            row = _row(group, label, first[label], first[base], unit="s")
+            row["second_epoch"] = second[label]
+            rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------- under a strategy
+
+
+def strategy_rows(size, repeats, mode="mirrored", cpu_devices=2):
+    """Adam against LAdam under a distribution (the engine's `applications.distribute`): the
+    update step (`optimizer.apply` per replica, as `model.fit` runs it) and a `model.fit`
+    epoch of mlp-20 on the digits. Run in a fresh process (`bench_strategy`): the logical
+    devices must be set before anything runs."""
+    from applications import distribute
+    from applications.data.digits import load_digits_arrays
+    from applications.models import build_model
+
+    distribution = distribute.setup(mode, cpu_devices=cpu_devices)
+    shapes = conv_kernel_shapes(size)
+    params = sum(int(np.prod(s)) for s in shapes)
+    where = f"{mode} over {len(distribution.devices)} devices"
+    rows = []
+    runners = {}
+    for name, make in (
+        ("Adam", lambda: keras.optimizers.Adam(1e-3)),
+        ("LAdam", lambda: kl.LAdam(1e-3, sigma=1e-3, seed=0)),
+    ):
+        with distribution.scope():
+            variables, grads = _kernel_variables(shapes)
+            optimizer = make()
+            optimizer.build(variables)
+        runners[name] = _replica_update_runner(distribution.strategy, optimizer, variables, grads)
+    times = compare(runners, repeats)
+    group = f"update step under {where}, {params / 1e6:.1f}M params in {len(shapes)} kernels"
+    rows += [_row(group, name, t, times["Adam"]) for name, t in times.items()]
+
+    x, y = load_digits_arrays()[:2]
+    x = x.reshape(len(x), -1).astype("float32")
+    runners = {}
+    for name, make in (
+        ("Adam", lambda: keras.optimizers.Adam(1e-3)),
+        ("LAdam", lambda: kl.LAdam(1e-3, sigma=1e-3, seed=0)),
+        ("Adam (control)", lambda: keras.optimizers.Adam(1e-3)),
+    ):
+        keras.utils.set_random_seed(0)
+        with distribution.scope():
+            model = build_model("mlp-20", input_shape=x.shape[1:], classes=10)
+            runners[name] = _fit_epoch_runner(model, make(), x, y, 64)
+    times = compare(runners, max(repeats, 5), warmup=1)
+    group = f"fit epoch under {where}, mlp-20 on digits ({len(x)} images, global batch 64)"
+    rows += [_row(group, name, t, times["Adam"], unit="s") for name, t in times.items()]
+    return rows
+
+
+def _replica_update_runner(strategy, optimizer, variables, grads):
+    """One `apply` per replica inside a plain `tf.function`, as `model.fit` runs it."""
+    import tensorflow as tf
+
+    @tf.function
+    def step():
+        strategy.run(lambda: optimizer.apply(grads, variables))
+        return optimizer.iterations.value
+
+    return step, lambda out: out.numpy()
+
+
+def _strategy_child(size, repeats):
+    print("STRATEGY" + json.dumps(strategy_rows(size, repeats)), flush=True)
+
+
+def bench_strategy(size, repeats):
+    """`strategy_rows` in a fresh process (TensorFlow, MirroredStrategy on 2 logical CPUs)."""
+    out = _run_fresh(
+        f"from applications.benchmark import _strategy_child; _strategy_child({size}, {repeats})"
+    )
+    line = next(ln for ln in out.splitlines() if ln.startswith("STRATEGY"))
+    return json.loads(line[len("STRATEGY") :])
+
+
+# ------------------------------------------------------------------------------- floors
+
+FLOOR_SHAPE = (3, 3, 256, 256)
+FLOOR_COUNT = 25
+
+
+def _floor_runners():
+    """Compiled loops over 25 arrays of 3x3x256x256 (14.7M elements), each writing its result
+    back as an update does: a memory pass (x + 1), the integer hash alone, the Gaussian
+    transform alone (on the array's values), Rademacher noise and Gaussian noise."""
+    from keras import ops
+
+    from keras_langevin import noise as noise_lib
+
+    rng = np.random.default_rng(0)
+    arrays = [
+        keras.Variable(rng.uniform(-0.9, 0.9, FLOOR_SHAPE).astype("float32"), name=f"a{i}")
+        for i in range(FLOOR_COUNT)
+    ]
+    seed = ops.convert_to_tensor(7, dtype="int32")
+    step = ops.convert_to_tensor(3, dtype="int32")
+
+    def key(i):
+        return noise_lib.step_key(seed, step, i)
+
+    passes = {
+        "memory pass (x + 1)": lambda x, i: ops.add(x, 1.0),
+        "integer hash alone": lambda x, i: ops.add(
+            x, ops.cast(noise_lib.random_bits(FLOOR_SHAPE, key(i)), "float32")
         ),
-        f"LAdam layers={fraction}": _update_step_runner(
-            kl.LAdam(1e-3, sigma=1e-3, seed=0, langevin_layers=fraction),
-            *_kernel_variables(shapes),
+        "Gaussian transform alone": lambda x, i: noise_lib._sqrt2_erfinv(x),
+        "Rademacher noise": lambda x, i: ops.add(
+            x, noise_lib.sample("rademacher", FLOOR_SHAPE, key(i))
+        ),
+        "Gaussian noise": lambda x, i: ops.add(
+            x, noise_lib.sample("gaussian", FLOOR_SHAPE, key(i))
         ),
     }
-    times = compare(runners, repeats)
-    rows = [_row(group, name, t, times["Adam"]) for name, t in times.items()]
-    base = statistics.median(times["Adam"])
-    full_extra = statistics.median(times["LAdam"]) - base
-    layer_extra = statistics.median(times[f"LAdam layers={fraction}"]) - base
-    rows[-1]["extra_cost_vs_full"] = layer_extra / full_extra if full_extra > 0 else None
-    keras.backend.clear_session()
+    backend = keras.backend.backend()
+    values = [a.value for a in arrays]
+    runners = {}
+    for name, fn in passes.items():
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            def run(fn=fn):
+                for i, a in enumerate(arrays):
+                    a.assign(fn(a.value, i))
+                return a.value
+
+            compiled = tf.function(run, jit_compile=True, autograph=False)
+            runners[name] = (compiled, lambda out: out.numpy())
+        elif backend == "jax":
+            import jax
+
+            def run(values, fn=fn):
+                return [fn(x, i) for i, x in enumerate(values)]
+
+            compiled = jax.jit(run)
+            runners[name] = ((lambda c=compiled, v=values: c(v)), jax.block_until_ready)
+        else:
+            raise ValueError(f"Backend {backend!r} is not supported by the benchmark.")
+    return runners
+
+
+def floor_rows(repeats):
+    """The floor in this process: nanoseconds per element of each pass."""
+    elements = FLOOR_COUNT * int(np.prod(FLOOR_SHAPE))
+    times = compare(_floor_runners(), repeats)
+    rows = []
+    for name, t in times.items():
+        row = _row("floor", name, t, times["memory pass (x + 1)"])
+        row["ns_per_element"] = statistics.median(t) / elements * 1e9
+        rows.append(row)
+    return rows
+
+
+def _floor_child(repeats):
+    print("FLOOR" + json.dumps(floor_rows(repeats)), flush=True)
+
+
+def bench_floors(repeats):
+    """The floor on every core of this machine and on one core (fresh processes)."""
+    rows = []
+    cores = len(os.sched_getaffinity(0))
+    for single in (False, True):
+        out = _run_fresh(
+            f"from applications.benchmark import _floor_child; _floor_child({repeats})",
+            single_core=single,
+        )
+        line = next(ln for ln in out.splitlines() if ln.startswith("FLOOR"))
+        threads = 1 if single else cores
+        for row in json.loads(line[len("FLOOR") :]):
+            row["group"] = (
+                f"floor per element, {FLOOR_COUNT} arrays of 3x3x256x256 (14.7M), "
+                f"{threads} core{'s' if threads > 1 else ''}"
+            )
+            row["cores"] = threads
+            rows.append(row)
     return rows
 
 
@@ -346,17 +682,35 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def machine_description():
-    import multiprocessing
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
-    description = (
-        f"{platform.processor() or platform.machine()}, {multiprocessing.cpu_count()} cores"
-    )
+
+def machine_description():
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    description = f"{_cpu_model()}, {platform.machine()}, {cores} cores"
     if keras.backend.backend() == "jax":
         import jax
 
         description = f"{jax.devices()[0].device_kind} ({jax.default_backend()}), " + description
     return description
+
+
+def versions():
+    found = {"python": platform.python_version(), "keras": keras.__version__}
+    for module in ("tensorflow", "jax", "numpy"):
+        try:
+            found[module] = __import__(module).__version__
+        except ImportError:
+            continue
+    return found
 
 
 def parse_args(argv=None):
@@ -372,6 +726,25 @@ def parse_args(argv=None):
     parser.add_argument("--optimizers", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument(
+        "--skip-startup", action="store_true", help="no first-epoch runs in fresh processes"
+    )
+    parser.add_argument(
+        "--startup-models",
+        nargs="+",
+        default=None,
+        choices=list(STARTUP_MODELS),
+        help="models of the start-up rows (default both; --quick: mlp-60)",
+    )
+    parser.add_argument(
+        "--startup-repeats", type=int, default=None, help="fresh processes per optimizer"
+    )
+    parser.add_argument("--skip-floor", action="store_true", help="no floor measurement")
+    parser.add_argument(
+        "--skip-strategy",
+        action="store_true",
+        help="no measurement under tf.distribute (TensorFlow: MirroredStrategy, 2 logical CPUs)",
+    )
     parser.add_argument(
         "--skip-update-step", action="store_true", help="only the end-to-end measurements"
     )
@@ -403,10 +776,18 @@ def main(argv=None):
     sizes = [int(s * 1e6) for s in (args.sizes or ([1.0] if args.quick else [1.0, 15.0]))]
     repeats = args.repeats or (3 if args.quick else 7)
     rows = []
+    if not args.skip_startup and not args.skip_update_step:
+        models = args.startup_models or (["mlp-60"] if args.quick else list(STARTUP_MODELS))
+        startup_repeats = args.startup_repeats or (1 if args.quick else 2)
+        rows += bench_startup(models, args.optimizers, startup_repeats)
     if not args.skip_update_step:
         rows += bench_update_steps(sizes, args.optimizers, repeats)
         rows += bench_update_steps(sizes[-1:], ["ladam"], repeats, noises=("rademacher",))
         rows += bench_layer_langevin(sizes[-1], repeats)
+    if not args.skip_floor and not args.skip_update_step:
+        rows += bench_floors(repeats)
+    if not args.skip_strategy and keras.backend.backend() == "tensorflow":
+        rows += bench_strategy(sizes[-1], repeats)
     if not args.skip_end_to_end:
         if args.mixed_precision:
             keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -422,6 +803,7 @@ def main(argv=None):
         "backend": keras.backend.backend(),
         "machine": machine_description(),
         "keras": keras.__version__,
+        "versions": versions(),
         "argv": sys.argv[1:] if argv is None else argv,
         "mixed_precision": args.mixed_precision,
         "jit_compile": args.jit_compile,

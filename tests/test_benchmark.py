@@ -1,7 +1,9 @@
 """The benchmark script runs and reports ratios against the base optimizer (no timing asserts)."""
 
 import json
+import statistics
 
+import keras
 import numpy as np
 import pytest
 
@@ -24,6 +26,9 @@ def test_quick_run_writes_rows_for_every_pair(tmp_path):
             "--repeats",
             "1",
             "--skip-end-to-end",
+            "--skip-startup",
+            "--skip-floor",
+            "--skip-strategy",
             "--output",
             str(output),
         ]
@@ -47,8 +52,75 @@ def test_quick_run_writes_rows_for_every_pair(tmp_path):
         assert row["median"] > 0 and row["min"] <= row["median"] <= row["max"]
         if row["name"] in ("SGD", "Adam", "RMSprop", "Adadelta"):
             assert row["ratio"] == 1.0
-    layer = next(r for r in saved["rows"] if r["name"] == "LAdam layers=0.3")
-    assert "extra_cost_vs_full" in layer
+    layers = [r for r in saved["rows"] if r["name"] == "LAdam layers=0.3"]
+    assert all("extra_cost_vs_full" in layer for layer in layers)
+    # Both conditions of the update step on TensorFlow, the jitted one on JAX.
+    conditions = {row["condition"] for row in saved["rows"]}
+    assert conditions == set(benchmark._conditions())
+    assert "tensorflow" in saved["versions"] or "jax" in saved["versions"]
+    assert saved["versions"]["keras"]
+
+
+def test_startup_rows_pair_each_fresh_process_with_its_base(monkeypatch):
+    """Start-up rows from fresh processes (faked here: their output), alternated and paired
+    with the base of the same repeat."""
+    seconds = {"Adam": [10.0, 20.0], "LAdam": [12.0, 22.0], "LAdam layers=0.3": [11.0, 21.0]}
+    seconds |= {"RMSprop": [5.0, 5.0], "LRMSprop": [6.0, 6.0]}
+    calls = []
+
+    def fake_run(code, **kwargs):
+        label = code.split(", ")[-1].rstrip(")").strip("'")
+        calls.append(label)
+        first = seconds[label][calls.count(label) - 1]
+        return f"noise\nSTARTUP[{first}, 0.1]\n"
+
+    monkeypatch.setattr(benchmark, "_run_fresh", fake_run)
+    rows = benchmark.bench_startup(["mlp-60"], ["ladam", "lrmsprop"], repeats=2)
+    by_name = {row["name"]: row for row in rows}
+    assert set(by_name) == set(seconds)
+    assert by_name["LAdam"]["ratio"] == statistics.median([12 / 10, 22 / 20])
+    assert by_name["LRMSprop"]["ratio"] == 6 / 5 and by_name["Adam"]["ratio"] == 1.0
+    assert by_name["LAdam"]["second_epoch"] == [0.1, 0.1]
+    # The second repeat starts one process further along.
+    assert calls[:5] != calls[5:] and sorted(calls[:5]) == sorted(calls[5:])
+
+
+def test_first_epoch_runs_each_startup_optimizer():
+    first, second = benchmark.first_epoch_seconds("mlp-60", "LAdam layers=0.3")
+    assert first > 0 and second > 0
+    with pytest.raises(ValueError, match="Unknown start-up optimizer"):
+        benchmark._startup_optimizer("LNadam")
+
+
+@pytest.mark.multibackend
+def test_floor_rows_measure_every_pass_per_element():
+    rows = benchmark.floor_rows(repeats=1)
+    assert [r["name"] for r in rows] == [
+        "memory pass (x + 1)",
+        "integer hash alone",
+        "Gaussian transform alone",
+        "Rademacher noise",
+        "Gaussian noise",
+    ]
+    for row in rows:
+        assert row["ns_per_element"] > 0
+        elements = benchmark.FLOOR_COUNT * 3 * 3 * 256 * 256
+        assert abs(row["ns_per_element"] - row["median"] * 1e6 / elements) < 1e-9
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute")
+def test_strategy_rows_compare_under_mirrored_strategy():
+    rows = benchmark.bench_strategy(50_000, repeats=1)
+    names = [(r["group"].split(",")[0], r["name"]) for r in rows]
+    assert names == [
+        ("update step under mirrored over 2 devices", "Adam"),
+        ("update step under mirrored over 2 devices", "LAdam"),
+        ("fit epoch under mirrored over 2 devices", "Adam"),
+        ("fit epoch under mirrored over 2 devices", "LAdam"),
+        ("fit epoch under mirrored over 2 devices", "Adam (control)"),
+    ]
+    assert all(r["median"] > 0 for r in rows)
 
 
 def test_ratio_pairs_each_repeat_with_the_base_of_the_same_repeat():
