@@ -262,6 +262,17 @@ class Trainer:
                 optimizer=self.optimizer, loss=self.dataset.loss, metrics=["accuracy"]
             )
             self.model.optimizer.build(self.model.trainable_variables)
+            # The compiled loss and metrics, built from the shapes of a batch: otherwise the
+            # JAX `fit` builds them from a batch that it draws from a first iterator over the
+            # training stream before training opens a second one, and the seeded shuffle,
+            # redrawn at each pass, trains on the stream's later passes (a resumed run, whose
+            # stream skips the completed epochs, on other passes than the uninterrupted run).
+            spec = self.dataset.train.element_spec
+            self.model._symbolic_build(
+                data_batch=keras.tree.map_structure(
+                    lambda s: keras.KerasTensor(tuple(s.shape), s.dtype.name), spec
+                )
+            )
         self._fresh_state = [
             np.array(ops.convert_to_numpy(v), copy=True) for v in self.model.optimizer.variables
         ]

@@ -1,4 +1,5 @@
-"""Helpers of the distribution tests: free loopback ports, worker processes with time limits."""
+"""Helpers of the distribution tests: free loopback ports, worker processes with time limits,
+backups of a run, a job killed mid-run."""
 
 import contextlib
 import json
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import h5py
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 300  # seconds, for any one process
@@ -94,18 +97,45 @@ class Processes:
                 process.log.close()
 
 
-def start_workers(processes, argv, log_dir, name, count=2):
-    """`count` TensorFlow workers, TF_CONFIG on fresh loopback ports; `argv(index)` is the
-    command line of worker `index` after the Python executable."""
-    ports = free_ports(count)
+def _start_job(processes, argv, log_dir, name, count, environment):
     return [
         processes.start(
             [sys.executable, *argv(index)],
             Path(log_dir) / f"{name}-{index}.log",
-            env(TF_CONFIG=tf_config(ports, index)),
+            environment(index),
         )
         for index in range(count)
     ]
+
+
+def start_workers(processes, argv, log_dir, name, count=2):
+    """`count` TensorFlow workers, TF_CONFIG on fresh loopback ports; `argv(index)` is the
+    command line of worker `index` after the Python executable."""
+    ports = free_ports(count)
+    return _start_job(
+        processes, argv, log_dir, name, count, lambda index: env(TF_CONFIG=tf_config(ports, index))
+    )
+
+
+def start_jax_processes(processes, argv, log_dir, name, count=2, extra_env=None):
+    """`count` JAX processes, Keras's KERAS_DISTRIBUTION_* variables on fresh loopback ports;
+    `argv(index)` is the command line of process `index` after the Python executable,
+    `extra_env(index)` (optional) more variables of its environment."""
+    addresses = ",".join(f"127.0.0.1:{port}" for port in free_ports(count))
+    return _start_job(
+        processes,
+        argv,
+        log_dir,
+        name,
+        count,
+        lambda index: env(
+            "jax",
+            KERAS_DISTRIBUTION_JOB_ADDRESSES=addresses,
+            KERAS_DISTRIBUTION_NUM_PROCESSES=count,
+            KERAS_DISTRIBUTION_PROCESS_ID=index,
+            **(extra_env(index) if extra_env else {}),
+        ),
+    )
 
 
 def wait_for(predicate, timeout=TIMEOUT, interval=0.002):
@@ -115,3 +145,42 @@ def wait_for(predicate, timeout=TIMEOUT, interval=0.002):
             return True
         time.sleep(interval)
     return False
+
+
+def backup_epoch(backup_dir):
+    """The epoch of the backup committed in `backup_dir` (`AtomicBackupAndRestore`); 0: none."""
+    try:
+        return int(json.loads((Path(backup_dir) / "training_metadata.json").read_text())["epoch"])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return 0
+
+
+def h5_arrays(path):
+    """`{name: array}` of every dataset of an HDF5 file (a `.weights.h5` backup)."""
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda name, obj: (
+                arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+            )
+        )
+    return arrays
+
+
+def kill_mid_run(processes, job, backup_dirs, victim=1, grace=20):
+    """Kills a training job mid-run, as a crash of one of its processes would.
+
+    Once every backup of `backup_dirs` (one per process) has committed an epoch, `job[victim]`
+    is SIGKILLed; its peers, stuck in a collective or failing, get `grace` seconds to end, then
+    are killed too. Returns the epochs of the backups once the whole job has stopped (what a
+    restart finds).
+    """
+    assert wait_for(
+        lambda: min(map(backup_epoch, backup_dirs)) >= 1 or job[victim].poll() is not None
+    ), "no backup"
+    processes.kill(job[victim])
+    for process in job:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+        processes.kill(process)
+    return [backup_epoch(backup_dir) for backup_dir in backup_dirs]

@@ -6,16 +6,32 @@
   across processes, and the noise applied;
 * one process with two CPU devices, a kernel sharded over both by
   `applications.distribute.kernel_parallel`: the noise of a zero-gradient step (inside one
-  jitted update) is, bit for bit, the noise of the unsharded kernel.
+  jitted update) is, bit for bit, the noise of the unsharded kernel;
+* `applications.train --distribute data-parallel` with two processes: only process 0 writes
+  the summary, the model and the export, which serves; process 1 of a run killed mid-run, the
+  job restarted: it resumes and ends with the weights and optimizer state of the
+  uninterrupted run, bit for bit.
+
+Every process has a time limit and is killed at the end; ports come from binding port 0.
 """
 
 import json
+import signal
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
-from distribute_helpers import Processes, env, free_ports
+from distribute_helpers import (
+    Processes,
+    env,
+    h5_arrays,
+    kill_mid_run,
+    start_jax_processes,
+)
+
+from applications.data import load_dataset
 
 pytestmark = pytest.mark.slow  # subprocesses on the JAX backend, whatever this one runs
 
@@ -59,22 +75,13 @@ PROCESS_SCRIPT = textwrap.dedent(
 def test_two_processes_add_the_same_noise(tmp_path):
     script = tmp_path / "process.py"
     script.write_text(PROCESS_SCRIPT)
-    ports = free_ports(2)
-    addresses = ",".join(f"127.0.0.1:{port}" for port in ports)
     with Processes() as processes:
-        started = [
-            processes.start(
-                [sys.executable, str(script), str(tmp_path / f"process{index}.npz")],
-                tmp_path / f"process{index}.log",
-                env(
-                    "jax",
-                    KERAS_DISTRIBUTION_JOB_ADDRESSES=addresses,
-                    KERAS_DISTRIBUTION_NUM_PROCESSES=2,
-                    KERAS_DISTRIBUTION_PROCESS_ID=index,
-                ),
-            )
-            for index in range(2)
-        ]
+        started = start_jax_processes(
+            processes,
+            lambda index: [str(script), str(tmp_path / f"process{index}.npz")],
+            tmp_path,
+            "process",
+        )
         for process in started:
             processes.finish(process)
     results = []
@@ -151,3 +158,145 @@ def test_a_sharded_kernel_gets_the_noise_of_the_unsharded_one(tmp_path):
     assert result["equal"]  # bit for bit
     # sigma * sqrt(lr) * xi with 1536 draws: the standard deviation within a few percent
     assert result["std"] == pytest.approx(result["expected_std"], rel=0.1)
+
+
+# ----------------------------------------------------------------------------- train
+
+
+EPOCHS = 5
+TRAIN_ARGS = [
+    "-m", "applications.train",
+    "--distribute", "data-parallel",
+    "--model", "mlp-3",
+    "--model-option", "width=16",
+    "--augment", "none",
+    "--optimizer", "layer-ladam",
+    "--epochs", str(EPOCHS),
+    "--batch-size", "32",
+    "--train-take", "1024",
+    "--test-take", "64",
+    "--decay-epochs", "1",
+    "--seed", "3",
+    "--verbose", "2",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def train_runs(tmp_path_factory):
+    """Two processes; two processes of which one is killed mid-run, then both restarted."""
+    tmp = tmp_path_factory.mktemp("data-parallel")
+    out = {name: tmp / name for name in ("reference", "killed")}
+    temp_dirs = [tmp / f"tmpdir-{index}" for index in range(2)]  # the processes' TMPDIR
+    for folder in temp_dirs:
+        folder.mkdir()
+
+    def train_args(name, export):
+        tail = ["--export-dir", str(tmp / f"{name}-export")] if export else ["--no-export"]
+        return lambda index: [*TRAIN_ARGS, "--output", str(out[name]), *tail]
+
+    with Processes() as processes:
+        reference = start_jax_processes(
+            processes,
+            train_args("reference", True),
+            tmp,
+            "reference",
+            extra_env=lambda index: {"TMPDIR": temp_dirs[index]},
+        )
+        victims = start_jax_processes(processes, train_args("killed", False), tmp, "killed")
+        # Process 1 is killed once both processes have committed a backup: in a later epoch.
+        killed_at = kill_mid_run(
+            processes, victims, [out["killed"] / "backup", out["killed"] / "process-1" / "backup"]
+        )
+        state_after_kill = {
+            "summary": (out["killed"] / "summary.json").exists(),
+            "model": (out["killed"] / "model.keras").exists(),
+        }
+        restarted = start_jax_processes(processes, train_args("killed", False), tmp, "restarted")
+        outputs = {
+            "reference": [processes.finish(p) for p in reference],
+            "restarted": [processes.finish(p) for p in restarted],
+        }
+    return {
+        "dirs": out,
+        "export": tmp / "reference-export",
+        "outputs": outputs,
+        "killed_at": killed_at,
+        "state_after_kill": state_after_kill,
+        "victim_returncode": victims[1].returncode,
+        "temp_dirs": temp_dirs,
+        "tmp": tmp,
+    }
+
+
+def _backup_state(run_dir):
+    return h5_arrays(run_dir / "backup" / f"epoch-{EPOCHS:06d}.weights.h5")
+
+
+def test_only_process_0_writes_summary_model_and_export(train_runs):
+    run_dir = train_runs["dirs"]["reference"]
+    process_1 = run_dir / "process-1"
+    assert (run_dir / "summary.json").exists() and (run_dir / "model.keras").exists()
+    assert (run_dir / "backup" / "training_metadata.json").exists()
+    assert {p.name for p in process_1.iterdir()} == {"backup", "log.csv"}  # its own backup
+    assert {p.name for p in train_runs["tmp"].glob("*export*")} == {"reference-export"}
+    # Process 1 saved and exported in lockstep to a folder of its TMPDIR, deleted afterwards.
+    assert not list(train_runs["temp_dirs"][1].glob("worker-*"))
+    assert not list(train_runs["tmp"].glob(".*")) and not list(run_dir.glob(".*"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["epochs"] == EPOCHS and summary["resumed_from_epoch"] == 0
+    assert summary["steps_per_epoch"] == 1024 // 32  # --batch-size is the global batch
+    distribution = summary["distribution"]
+    assert distribution["mode"] == "data-parallel" and distribution["task"] == "process-0"
+    assert distribution["processes"] == distribution["replicas"] == 2
+    assert "Outputs:" in train_runs["outputs"]["reference"][1]  # process 1 ended normally
+    # Both processes hold the same training state (weights, optimizer step, moments, noise
+    # seed) and log the same metrics (of the global batches).
+    state, state_1 = _backup_state(run_dir), _backup_state(process_1)
+    assert set(state) == set(state_1) and any(key.startswith("optimizer") for key in state)
+    for key, value in state.items():
+        assert value.tobytes() == state_1[key].tobytes(), key
+    assert (run_dir / "log.csv").read_text() == (process_1 / "log.csv").read_text()
+
+
+def test_the_process_0_export_serves(train_runs):
+    import tensorflow as tf
+
+    images = next(iter(load_dataset("digits", batch_size=64, test_take=64, augment="none").test))
+    images = np.asarray(images[0])
+    model = keras.saving.load_model(train_runs["dirs"]["reference"] / "model.keras", compile=False)
+    expected = keras.ops.convert_to_numpy(model(images, training=False))
+    loaded = tf.saved_model.load(str(train_runs["export"]))  # kept: it owns the variables
+    served = loaded.serve(tf.constant(images)).numpy()
+    assert served.shape == expected.shape == (64, 10)
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_killed_job_resumes_to_the_same_weights(train_runs):
+    killed_at = train_runs["killed_at"]
+    assert train_runs["victim_returncode"] == -signal.SIGKILL
+    assert 1 <= min(killed_at) < EPOCHS, killed_at
+    assert not train_runs["state_after_kill"]["summary"]
+    assert not train_runs["state_after_kill"]["model"]
+    reference, run_dir = train_runs["dirs"]["reference"], train_runs["dirs"]["killed"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["resumed_from_epoch"] == min(killed_at)
+    assert summary["epochs"] == EPOCHS
+    assert (
+        f"Resuming {run_dir} after epoch {min(killed_at)}." in train_runs["outputs"]["restarted"][0]
+    )
+    expected = keras.saving.load_model(reference / "model.keras", compile=False).get_weights()
+    actual = keras.saving.load_model(run_dir / "model.keras", compile=False).get_weights()
+    assert len(expected) == len(actual) > 0
+    for a, b in zip(expected, actual):
+        assert a.tobytes() == b.tobytes()
+    # The optimizer state too (step, moments, noise seed), and on both processes.
+    for process_dir in (".", "process-1"):
+        state, resumed = (
+            _backup_state(reference / process_dir),
+            _backup_state(run_dir / process_dir),
+        )
+        assert set(state) == set(resumed)
+        for key, value in state.items():
+            assert value.tobytes() == resumed[key].tobytes(), (process_dir, key)
+    # The log: the epochs before the kill and those after, as the uninterrupted run logged them.
+    assert (run_dir / "log.csv").read_text() == (reference / "log.csv").read_text()

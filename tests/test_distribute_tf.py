@@ -18,11 +18,17 @@ import subprocess
 import sys
 import textwrap
 
-import h5py
 import keras
 import numpy as np
 import pytest
-from distribute_helpers import TIMEOUT, Processes, env, start_workers, wait_for
+from distribute_helpers import (
+    TIMEOUT,
+    Processes,
+    env,
+    h5_arrays,
+    kill_mid_run,
+    start_workers,
+)
 
 from applications.data import load_dataset
 
@@ -111,24 +117,6 @@ TRAIN_ARGS = [
 ]  # fmt: skip
 
 
-def _backup_epoch(backup_dir):
-    try:
-        return int(json.loads((backup_dir / "training_metadata.json").read_text())["epoch"])
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        return 0
-
-
-def _h5_arrays(path):
-    arrays = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(
-            lambda name, obj: (
-                arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
-            )
-        )
-    return arrays
-
-
 def _weights(path):
     return keras.saving.load_model(path, compile=False).get_weights()
 
@@ -151,25 +139,11 @@ def runs(tmp_path_factory):
         victims = start_workers(processes, worker_args("killed", False), tmp, "killed")
         # Worker 1 is killed once both have committed a backup: in the next epoch. (A worker
         # killed before its commit while the chief committed is test_distribute.py's case.)
-        worker_backup = out["killed"] / "worker-1" / "backup"
-        assert wait_for(
-            lambda: (
-                min(_backup_epoch(worker_backup), _backup_epoch(out["killed"] / "backup")) >= 1
-                or victims[1].poll() is not None
-            )
-        ), "no backup"
-        victims[1].send_signal(signal.SIGKILL)
-        victims[1].wait(timeout=30)
-        killed_at = {
-            "chief": _backup_epoch(out["killed"] / "backup"),
-            "worker": _backup_epoch(worker_backup),
-        }
-        # Its peer is stuck in a collective or fails: the whole job is stopped, then restarted.
-        try:
-            victims[0].wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        processes.kill(victims[0])
+        # Its peer, stuck in a collective or failing, is stopped too; the job is restarted.
+        chief_epoch, worker_epoch = kill_mid_run(
+            processes, victims, [out["killed"] / "backup", out["killed"] / "worker-1" / "backup"]
+        )
+        killed_at = {"chief": chief_epoch, "worker": worker_epoch}
         state_after_kill = {
             "summary": (out["killed"] / "summary.json").exists(),
             "model": (out["killed"] / "model.keras").exists(),
@@ -233,8 +207,8 @@ def test_only_the_chief_writes_summary_model_and_export(runs):
     assert not list(runs["tmp"].glob(".*"))  # no temporary folder left
     # The chief's backup and the worker's hold the same training state.
     name = f"epoch-{EPOCHS:06d}.weights.h5"
-    chief_state = _h5_arrays(run_dir / "backup" / name)
-    worker_state = _h5_arrays(worker / "backup" / name)
+    chief_state = h5_arrays(run_dir / "backup" / name)
+    worker_state = h5_arrays(worker / "backup" / name)
     assert set(chief_state) == set(worker_state)
     # Keras 3 keeps BatchNormalization's moving statistics per replica (not synchronized):
     # each worker's backup holds its own, the chief's are those of the model. Everything else
