@@ -20,11 +20,10 @@ import sys
 import tempfile
 import textwrap
 
-import h5py
 import keras
 import numpy as np
 import pytest
-from distribute_helpers import Processes, env
+from distribute_helpers import Processes, env, h5_arrays
 
 from applications import cli, distribute, sample
 from keras_langevin.sampling import load_samples
@@ -81,14 +80,6 @@ RECORDING_SCRIPT = textwrap.dedent(
 )
 
 
-def _h5_arrays(path):
-    """`{name: array}` of the datasets of a `.weights.h5` file."""
-    with h5py.File(path, "r") as f:
-        names = []
-        f.visit(names.append)
-        return {name: f[name][()] for name in names if isinstance(f[name], h5py.Dataset)}
-
-
 def _run_both(tmp_path, backend, distribute_args):
     """The command with `distribute_args`, then without (the devices are set up before
     TensorFlow or JAX start); their outputs and the records of their samples."""
@@ -128,7 +119,7 @@ def _check_distributed_run(results, mode):
         reference = load_samples(one / "runs" / run / "samples")
         assert [s.epoch for s in reference] == epochs
         for distributed_sample, one_sample in zip(samples, reference):
-            actual, expected = _h5_arrays(distributed_sample.path), _h5_arrays(one_sample.path)
+            actual, expected = h5_arrays(distributed_sample.path), h5_arrays(one_sample.path)
             assert set(actual) == set(expected) and actual
             for key, value in expected.items():
                 np.testing.assert_allclose(actual[key], value, rtol=0, atol=ATOL, err_msg=key)

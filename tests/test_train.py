@@ -17,10 +17,10 @@ import textwrap
 import time
 from pathlib import Path
 
-import h5py
 import keras
 import numpy as np
 import pytest
+from distribute_helpers import h5_arrays
 
 from applications import files, train
 
@@ -81,17 +81,6 @@ def _backup_epoch(run_dir):
 def _read_csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def _h5_arrays(path):
-    arrays = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(
-            lambda name, obj: (
-                arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
-            )
-        )
-    return arrays
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +199,8 @@ def test_killed_run_resumes_to_the_same_weights(runs):
 
     # The whole training state (BN statistics, optimizer step, moments, noise seed): equal.
     name = f"epoch-{EPOCHS:06d}.weights.h5"
-    expected_state = _h5_arrays(reference / "backup" / name)
-    actual_state = _h5_arrays(resumed / "backup" / name)
+    expected_state = h5_arrays(reference / "backup" / name)
+    actual_state = h5_arrays(resumed / "backup" / name)
     assert set(actual_state) == set(expected_state)
     assert any(key.startswith("optimizer") for key in expected_state)
     for key, value in expected_state.items():
