@@ -71,6 +71,7 @@ def test_update_is_xla_compiled_once_per_shape_not_per_variable():
         optimizer._slots(0),
         ops.convert_to_tensor(1e-2),
         ops.convert_to_tensor(0),
+        device=None,
     )(stage="hlo")
     assert "log(" in hlo and "xor(" in hlo
 
