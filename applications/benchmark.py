@@ -325,8 +325,20 @@ def first_epoch_seconds(model_name, label):
     return times
 
 
-def _startup_child(model_name, label):
-    print("STARTUP" + json.dumps(first_epoch_seconds(model_name, label)), flush=True)
+_RESULT = "BENCHMARK-RESULT"
+
+
+def _print_result(value):
+    print(_RESULT + json.dumps(value), flush=True)
+
+
+def _fresh_result(call, single_core=False):
+    """The value of `call`, Python code calling a function of this module, computed in a
+    fresh process (on one core when asked)."""
+    code = f"from applications import benchmark as b; b._print_result(b.{call})"
+    out = _run_fresh(code, single_core=single_core)
+    line = next(ln for ln in out.splitlines() if ln.startswith(_RESULT))
+    return json.loads(line[len(_RESULT) :])
 
 
 def _run_fresh(code, timeout=1800, single_core=False):
@@ -372,13 +384,9 @@ def bench_startup(models, pairs, repeats):
         for repeat in range(repeats):
             shift = repeat % len(labels)
             for label, _ in labels[shift:] + labels[:shift]:
-                code = (
-                    "from applications.benchmark import _startup_child; "
-                    f"_startup_child({model_name!r}, {label!r})"
+                first_epoch, second_epoch = _fresh_result(
+                    f"first_epoch_seconds({model_name!r}, {label!r})"
                 )
-                out = _run_fresh(code)
-                line = next(ln for ln in out.splitlines() if ln.startswith("STARTUP"))
-                first_epoch, second_epoch = json.loads(line[len("STARTUP") :])
                 first[label].append(first_epoch)
                 second[label].append(second_epoch)
         for label, base in labels:
@@ -449,17 +457,9 @@ def _replica_update_runner(strategy, optimizer, variables, grads):
     return step, lambda out: out.numpy()
 
 
-def _strategy_child(size, repeats):
-    print("STRATEGY" + json.dumps(strategy_rows(size, repeats)), flush=True)
-
-
 def bench_strategy(size, repeats):
     """`strategy_rows` in a fresh process (TensorFlow, MirroredStrategy on 2 logical CPUs)."""
-    out = _run_fresh(
-        f"from applications.benchmark import _strategy_child; _strategy_child({size}, {repeats})"
-    )
-    line = next(ln for ln in out.splitlines() if ln.startswith("STRATEGY"))
-    return json.loads(line[len("STRATEGY") :])
+    return _fresh_result(f"strategy_rows({size}, {repeats})")
 
 
 # ------------------------------------------------------------------------------- floors
@@ -539,22 +539,13 @@ def floor_rows(repeats):
     return rows
 
 
-def _floor_child(repeats):
-    print("FLOOR" + json.dumps(floor_rows(repeats)), flush=True)
-
-
 def bench_floors(repeats):
     """The floor on every core of this machine and on one core (fresh processes)."""
     rows = []
     cores = len(os.sched_getaffinity(0))
     for single in (False, True):
-        out = _run_fresh(
-            f"from applications.benchmark import _floor_child; _floor_child({repeats})",
-            single_core=single,
-        )
-        line = next(ln for ln in out.splitlines() if ln.startswith("FLOOR"))
         threads = 1 if single else cores
-        for row in json.loads(line[len("FLOOR") :]):
+        for row in _fresh_result(f"floor_rows({repeats})", single_core=single):
             row["group"] = (
                 f"floor per element, {FLOOR_COUNT} arrays of 3x3x256x256 (14.7M), "
                 f"{threads} core{'s' if threads > 1 else ''}"

@@ -444,9 +444,7 @@ class LangevinMixin:
         """Under a `tf.distribute` strategy Keras updates each replica's copy of a variable
         (`variable` is then that copy, not the distributed variable): that update is compiled
         too, once per shape and device."""
-        if not self.jit_compile or self._noise_index is not None:
-            return False
-        if keras.backend.backend() != "tensorflow":
+        if self._noise_index is not None or not self._compiles([gradient]):
             return False
         import tensorflow as tf
 
@@ -454,7 +452,6 @@ class LangevinMixin:
             tf.distribute.has_strategy()
             and isinstance(variable, tf.Variable)
             and not isinstance(variable, tf.distribute.DistributedValues)
-            and not isinstance(gradient, tf.IndexedSlices)
         )
 
     def _compiled_replica_update(self, gradient, variable, index, learning_rate):
@@ -494,12 +491,20 @@ class LangevinMixin:
             self._noise_index = None
 
     def _compiles_update(self, grads):
+        """The whole step's noisy variables go through `_compiled_update_step` (no strategy:
+        under one, Keras updates each replica, see `_compiles_replica_update`)."""
+        if not self._compiles(grads):
+            return False
+        import tensorflow as tf
+
+        return not tf.distribute.has_strategy()
+
+    def _compiles(self, grads):
+        """`jit_compile` on TensorFlow, with dense gradients."""
         if not self.jit_compile or keras.backend.backend() != "tensorflow":
             return False
         import tensorflow as tf
 
-        if tf.distribute.has_strategy():  # a real strategy: Keras updates each replica
-            return False
         return not any(isinstance(g, tf.IndexedSlices) for g in grads)
 
     # ---------------------------------------------------------------------- serialization

@@ -68,16 +68,11 @@ def step_key(seed, step, index):
         index: the variable's position in the optimizer's variable list: a Python int or an
             integer scalar tensor (the same key either way).
     """
-    seed = ops.cast(seed, "uint32")
-    step = ops.cast(step, "uint32")
     if isinstance(index, int):
         offset = _u32(index * _VARIABLE_STRIDE)
     else:  # uint32 arithmetic wraps around as the masked Python product does
         offset = ops.multiply(ops.cast(index, "uint32"), _u32(_VARIABLE_STRIDE))
-    word = ops.add(ops.multiply(step, _u32(_GOLDEN)), offset)
-    key_1 = hash_uint32(ops.bitwise_xor(hash_uint32(word), seed))
-    key_2 = hash_uint32(ops.add(key_1, _u32(_GOLDEN)))
-    return key_1, key_2
+    return _keys(seed, step, offset)
 
 
 def step_keys(seed, step, indices):
@@ -85,24 +80,34 @@ def step_keys(seed, step, indices):
 
     Entry `j` equals `step_key(seed, step, indices[j])`, bit for bit.
     """
+    offsets = np.array([(i * _VARIABLE_STRIDE) & 0xFFFFFFFF for i in indices], dtype=np.uint32)
+    return _keys(seed, step, ops.convert_to_tensor(offsets))
+
+
+def _keys(seed, step, offset):
+    """The key words from the seed, the step and the variable's uint32 offset (any shape)."""
     seed = ops.cast(seed, "uint32")
     step = ops.cast(step, "uint32")
-    offsets = np.array([(i * _VARIABLE_STRIDE) & 0xFFFFFFFF for i in indices], dtype=np.uint32)
-    word = ops.add(ops.multiply(step, _u32(_GOLDEN)), ops.convert_to_tensor(offsets))
+    word = ops.add(ops.multiply(step, _u32(_GOLDEN)), offset)
     key_1 = hash_uint32(ops.bitwise_xor(hash_uint32(word), seed))
     key_2 = hash_uint32(ops.add(key_1, _u32(_GOLDEN)))
     return key_1, key_2
 
 
-def random_bits(shape, key):
-    """uint32 random bits of the given static shape, a pure function of `key`."""
+def _counter(shape):
     size = 1
     for dim in shape:
         size *= int(dim)
-    counter = ops.cast(ops.arange(size, dtype="int32"), "uint32")
-    key_1, key_2 = key
-    bits = hash_uint32(ops.add(hash_uint32(ops.bitwise_xor(counter, key_1)), key_2))
-    return ops.reshape(bits, shape)
+    return ops.cast(ops.arange(size, dtype="int32"), "uint32")
+
+
+def _bits(counter, key_1, key_2):
+    return hash_uint32(ops.add(hash_uint32(ops.bitwise_xor(counter, key_1)), key_2))
+
+
+def random_bits(shape, key):
+    """uint32 random bits of the given static shape, a pure function of `key`."""
+    return ops.reshape(_bits(_counter(shape), *key), shape)
 
 
 def random_bits_many(shape, keys):
@@ -112,12 +117,8 @@ def random_bits_many(shape, keys):
     One elementwise computation for all `n` variables of one shape: XLA compiles the generator
     once per distinct shape instead of once per variable.
     """
-    size = 1
-    for dim in shape:
-        size *= int(dim)
-    counter = ops.expand_dims(ops.cast(ops.arange(size, dtype="int32"), "uint32"), 0)
     key_1, key_2 = (ops.expand_dims(k, 1) for k in keys)
-    bits = hash_uint32(ops.add(hash_uint32(ops.bitwise_xor(counter, key_1)), key_2))
+    bits = _bits(ops.expand_dims(_counter(shape), 0), key_1, key_2)
     return ops.reshape(bits, (-1, *(int(d) for d in shape)))
 
 

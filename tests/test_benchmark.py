@@ -72,7 +72,7 @@ def test_startup_rows_pair_each_fresh_process_with_its_base(monkeypatch):
         label = code.split(", ")[-1].rstrip(")").strip("'")
         calls.append(label)
         first = seconds[label][calls.count(label) - 1]
-        return f"noise\nSTARTUP[{first}, 0.1]\n"
+        return f"noise\n{benchmark._RESULT}[{first}, 0.1]\n"
 
     monkeypatch.setattr(benchmark, "_run_fresh", fake_run)
     rows = benchmark.bench_startup(["mlp-60"], ["ladam", "lrmsprop"], repeats=2)
