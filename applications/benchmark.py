@@ -399,15 +399,21 @@ def bench_startup(models, pairs, repeats):
 # ----------------------------------------------------------------------- under a strategy
 
 
-def strategy_rows(size, repeats, mode="mirrored", cpu_devices=2):
-    """Adam against LAdam under a distribution (the engine's `applications.distribute`): the
-    update step (`optimizer.apply` per replica, as `model.fit` runs it) and a `model.fit`
-    epoch of mlp-20 on the digits. Run in a fresh process (`bench_strategy`): the logical
-    devices must be set before anything runs."""
+STRATEGY_MODES = {"tensorflow": "mirrored", "jax": "data-parallel"}
+
+
+def strategy_rows(size, repeats, cpu_devices=2, fit_repeats=None):
+    """Adam against LAdam under a distribution (the engine's `applications.distribute`:
+    TensorFlow's `MirroredStrategy`, or Keras's `DataParallel` on JAX) over `cpu_devices`
+    logical CPUs: the update step (TensorFlow: `optimizer.apply` per replica, as `model.fit`
+    runs it; JAX: the jitted `stateless_apply` on replicated variables) and a `model.fit`
+    epoch of mlp-20 on the digits, as the engine runs it. Run in a fresh process
+    (`bench_strategy`): the logical devices must be set before anything runs."""
     from applications import distribute
     from applications.data.digits import load_digits_arrays
     from applications.models import build_model
 
+    mode = STRATEGY_MODES[keras.backend.backend()]
     distribution = distribute.setup(mode, cpu_devices=cpu_devices)
     shapes = conv_kernel_shapes(size)
     params = sum(int(np.prod(s)) for s in shapes)
@@ -422,7 +428,7 @@ def strategy_rows(size, repeats, mode="mirrored", cpu_devices=2):
             variables, grads = _kernel_variables(shapes)
             optimizer = make()
             optimizer.build(variables)
-        runners[name] = _replica_update_runner(distribution.strategy, optimizer, variables, grads)
+        runners[name] = _replica_update_runner(distribution, optimizer, variables, grads)
     times = compare(runners, repeats)
     group = f"update step under {where}, {params / 1e6:.1f}M params in {len(shapes)} kernels"
     rows += [_row(group, name, t, times["Adam"]) for name, t in times.items()]
@@ -438,28 +444,35 @@ def strategy_rows(size, repeats, mode="mirrored", cpu_devices=2):
         keras.utils.set_random_seed(0)
         with distribution.scope():
             model = build_model("mlp-20", input_shape=x.shape[1:], classes=10)
-            runners[name] = _fit_epoch_runner(model, make(), x, y, 64)
-    times = compare(runners, max(repeats, 5), warmup=1)
+            runners[name] = _fit_epoch_runner(model, make(), x, y, 64, distribution=distribution)
+    times = compare(runners, fit_repeats or max(repeats, 5), warmup=1)
     group = f"fit epoch under {where}, mlp-20 on digits ({len(x)} images, global batch 64)"
     rows += [_row(group, name, t, times["Adam"], unit="s") for name, t in times.items()]
     return rows
 
 
-def _replica_update_runner(strategy, optimizer, variables, grads):
-    """One `apply` per replica inside a plain `tf.function`, as `model.fit` runs it."""
+def _replica_update_runner(distribution, optimizer, variables, grads):
+    """TensorFlow: one `apply` per replica inside a plain `tf.function`, as `model.fit` runs
+    it. JAX: the jitted `stateless_apply` of the one-device runner, on the variables as the
+    distribution lays them out (replicated) and the gradients laid out alike."""
+    if distribution.strategy is None:
+        import jax
+
+        grads = [jax.device_put(g, v.value.sharding) for g, v in zip(grads, variables)]
+        return _update_step_runner(optimizer, variables, grads)
     import tensorflow as tf
 
     @tf.function
     def step():
-        strategy.run(lambda: optimizer.apply(grads, variables))
+        distribution.strategy.run(lambda: optimizer.apply(grads, variables))
         return optimizer.iterations.value
 
     return step, lambda out: out.numpy()
 
 
-def bench_strategy(size, repeats):
-    """`strategy_rows` in a fresh process (TensorFlow, MirroredStrategy on 2 logical CPUs)."""
-    return _fresh_result(f"strategy_rows({size}, {repeats})")
+def bench_strategy(size, repeats, fit_repeats=None):
+    """`strategy_rows` in a fresh process (`STRATEGY_MODES`, on 2 logical CPUs)."""
+    return _fresh_result(f"strategy_rows({size}, {repeats}, fit_repeats={fit_repeats})")
 
 
 # ------------------------------------------------------------------------------- floors
@@ -555,12 +568,18 @@ def bench_floors(repeats):
     return rows
 
 
-def _fit_epoch_runner(model, optimizer, x, y, batch_size, jit_compile="auto"):
+def _fit_epoch_runner(model, optimizer, x, y, batch_size, jit_compile="auto", distribution=None):
+    """A `model.fit` epoch (under `distribution.fitting`, as the engine runs it)."""
+    from applications import distribute
+
+    fitting = (distribution or distribute.OFF).fitting
     model.compile(optimizer, "sparse_categorical_crossentropy", jit_compile=jit_compile)
-    model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0)
+    with fitting(model):
+        model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0)
 
     def epoch():
-        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+        with fitting(model):
+            model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
 
     return epoch, lambda out: None
 
@@ -731,7 +750,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--skip-strategy",
         action="store_true",
-        help="no measurement under tf.distribute (TensorFlow: MirroredStrategy, 2 logical CPUs)",
+        help="no measurement under a distribution (TensorFlow: MirroredStrategy; JAX: "
+        "DataParallel; 2 logical CPUs)",
     )
     parser.add_argument(
         "--skip-update-step", action="store_true", help="only the end-to-end measurements"
@@ -774,7 +794,7 @@ def main(argv=None):
         rows += bench_layer_langevin(sizes[-1], repeats)
     if not args.skip_floor and not args.skip_update_step:
         rows += bench_floors(repeats)
-    if not args.skip_strategy and keras.backend.backend() == "tensorflow":
+    if not args.skip_strategy:
         rows += bench_strategy(sizes[-1], repeats)
     if not args.skip_end_to_end:
         if args.mixed_precision:

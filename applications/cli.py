@@ -380,9 +380,11 @@ def setup_distribution(parser, args):
     from applications import distribute
 
     try:
-        return distribute.setup(args.distribute, args.cpu_devices, args.model_shards)
+        distribution = distribute.setup(args.distribute, args.cpu_devices, args.model_shards)
+        distribution.check_batch_size(args.batch_size)
     except distribute.DistributionError as error:
         parser.error(str(error))
+    return distribution
 
 
 # ----------------------------------------------------------------------------- checks

@@ -146,8 +146,8 @@ class Distribution:
         """Data-parallel replicas (copies of the model, each with its part of the batch)."""
         if self.strategy is not None:
             return self.strategy.num_replicas_in_sync
-        if self.keras_distribution is not None:  # the mesh's first (batch) axis
-            return int(self.keras_distribution.device_mesh.shape[0])
+        if self.keras_distribution is not None:
+            return batch_shards(self.keras_distribution)
         return 1
 
     @contextlib.contextmanager
@@ -164,12 +164,27 @@ class Distribution:
     @contextlib.contextmanager
     def fitting(self, model):
         """The context of `model.fit`: under a `tf.distribute` strategy, the patch of
-        `keras_distributed_fit`."""
+        `keras_distributed_fit`; under a Keras distribution (JAX), its scope and the batches
+        of `keras_global_batches`, so that the replicas split each batch."""
         if self.strategy is not None:
             with keras_distributed_fit(model):
                 yield
+        elif self.keras_distribution is not None:
+            with self.keras_distribution.scope(), keras_global_batches():
+                yield
         else:
             yield
+
+    def check_batch_size(self, batch_size):
+        """Raises `DistributionError` unless the global `batch_size` splits evenly among the
+        replicas of a Keras distribution (a JAX array is sharded in equal parts; a
+        `tf.distribute` strategy splits unevenly and takes any batch size)."""
+        if self.keras_distribution is not None and batch_size % self.num_replicas:
+            raise DistributionError(
+                f"--batch-size {batch_size} must be a multiple of the {self.num_replicas} "
+                f"data-parallel replicas of --distribute {self.mode} (the global batch is "
+                "split into equal parts)"
+            )
 
     def agree(self, value):
         """The list of `value` (an int) of every process, in process order (one process:
@@ -282,6 +297,11 @@ def _setup_jax(mode, cpu_devices, model_shards, environ):
             (len(devices) // shards, shards), ["batch", "model"], devices
         )
         distribution = kernel_parallel(mesh)
+    # Every process runs the whole (seeded) input pipeline and keeps the part of each global
+    # batch that its devices hold (`keras_global_batches`), as `shard_by_data` does on
+    # TensorFlow; Keras's own split (rebatch, then every n-th part) would put the processes
+    # on different batches after an epoch's last, partial batch.
+    distribution.auto_shard_dataset = False
     index = jax.process_index()
     return Distribution(
         mode,
@@ -319,7 +339,55 @@ def kernel_parallel(mesh):
     return KernelParallel(layout_map=keras.distribution.LayoutMap(mesh), batch_dim_name="batch")
 
 
-# ----------------------------------------------------------------------------- the patch
+# ----------------------------------------------------------------------------- the patches
+
+
+def batch_shards(keras_distribution):
+    """The parts a batch is split into: the size of the device mesh's batch axis."""
+    mesh = keras_distribution.device_mesh
+    return int(mesh.shape[mesh.axis_names.index(keras_distribution.batch_dim_name)])
+
+
+def global_batch(array, keras_distribution):
+    """`array` (a whole batch, the same in every process) as one JAX array over the mesh:
+    split along the batch axis when it divides evenly, else (an epoch's last, partial batch)
+    whole on every device. Each process puts on its own devices only their part."""
+    import jax
+
+    if array is None:
+        return None
+    sharding = keras_distribution.get_data_layout(array.shape).backend_layout
+    if array.shape[0] % batch_shards(keras_distribution):
+        sharding = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+@contextlib.contextmanager
+def keras_global_batches():
+    """Lets Keras 3's JAX `fit` and `evaluate`, under a Keras distribution, take every batch
+    of the data, the partial one included, split among the replicas.
+
+    Keras (3.15) gives every batch the layout it computed for the first one, the batch axis
+    split over the mesh; an epoch's last batch, of another size, fails unless the replicas
+    divide it ("IndivisibleError"), and several processes get their parts from a split of
+    the dataset that goes out of step after such a batch. The patched iterator (for the
+    duration of the block) lays out each batch by its own size with `global_batch`, from the
+    whole batch that every process reads.
+    """
+    import keras
+    from keras.src.backend.jax import trainer as jax_trainer
+
+    original = jax_trainer.JAXEpochIterator._get_distributed_iterator
+
+    def distributed_iterator(self, distribution):
+        for data in self.data_adapter.get_jax_iterator():
+            yield keras.tree.map_structure(lambda a: global_batch(a, distribution), data)
+
+    jax_trainer.JAXEpochIterator._get_distributed_iterator = distributed_iterator
+    try:
+        yield
+    finally:
+        jax_trainer.JAXEpochIterator._get_distributed_iterator = original
 
 
 @contextlib.contextmanager

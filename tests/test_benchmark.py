@@ -111,16 +111,17 @@ def test_floor_rows_measure_every_pass_per_element():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute")
-def test_strategy_rows_compare_under_mirrored_strategy():
-    rows = benchmark.bench_strategy(50_000, repeats=1)
+@pytest.mark.multibackend
+def test_strategy_rows_compare_under_a_distribution():
+    mode = benchmark.STRATEGY_MODES[keras.backend.backend()]
+    rows = benchmark.bench_strategy(50_000, repeats=1, fit_repeats=1)
     names = [(r["group"].split(",")[0], r["name"]) for r in rows]
     assert names == [
-        ("update step under mirrored over 2 devices", "Adam"),
-        ("update step under mirrored over 2 devices", "LAdam"),
-        ("fit epoch under mirrored over 2 devices", "Adam"),
-        ("fit epoch under mirrored over 2 devices", "LAdam"),
-        ("fit epoch under mirrored over 2 devices", "Adam (control)"),
+        (f"update step under {mode} over 2 devices", "Adam"),
+        (f"update step under {mode} over 2 devices", "LAdam"),
+        (f"fit epoch under {mode} over 2 devices", "Adam"),
+        (f"fit epoch under {mode} over 2 devices", "LAdam"),
+        (f"fit epoch under {mode} over 2 devices", "Adam (control)"),
     ]
     assert all(r["median"] > 0 for r in rows)
 

@@ -19,9 +19,10 @@ TF_CONFIG = json.dumps(
 )
 
 
-@pytest.mark.parametrize(
-    "argv, environ, message",
-    [
+# The settings that fail on this backend: the other backend's modes, and this one's own
+# configuration errors (TF_CONFIG for TensorFlow's multi-worker, Keras's process variables on JAX).
+OWN_MODE_ERRORS = {
+    "tensorflow": [
         (["--distribute", "multi-worker"], {}, "needs TF_CONFIG"),
         (["--distribute", "multi-worker"], {"TF_CONFIG": "{"}, "TF_CONFIG must be JSON"),
         (
@@ -29,6 +30,22 @@ TF_CONFIG = json.dumps(
             {"TF_CONFIG": TF_CONFIG.replace('"index": 1', '"index": 2')},
             "is not in the cluster",
         ),
+    ],
+    "jax": [
+        (
+            ["--distribute", "data-parallel"],
+            {"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"},
+            "missing: KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_PROCESS_ID",
+        ),
+    ],
+}
+
+
+@pytest.mark.multibackend
+@pytest.mark.parametrize(
+    "argv, environ, message",
+    [
+        *OWN_MODE_ERRORS[BACKEND],
         (
             ["--distribute", OTHER_BACKEND_MODE],
             {},
@@ -54,6 +71,36 @@ def test_bad_distribution_settings_fail_early(script, argv, environ, message, tm
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # failed before anything was written
+
+
+class _Mesh:
+    def __init__(self, shape, axis_names):
+        self.shape, self.axis_names = shape, axis_names
+
+
+class _KerasDistribution:
+    """The parts of a `keras.distribution.Distribution` that the batch split reads."""
+
+    def __init__(self, shape, axis_names=("batch",)):
+        self.device_mesh, self.batch_dim_name = _Mesh(shape, list(axis_names)), "batch"
+
+
+@pytest.mark.parametrize(
+    "keras_distribution, replicas",
+    [
+        (_KerasDistribution((4,)), 4),
+        (_KerasDistribution((2, 3), ("batch", "model")), 2),  # model-parallel: the batch axis
+        (_KerasDistribution((3, 2), ("model", "batch")), 2),
+    ],
+)
+def test_a_jax_batch_size_must_split_evenly_among_the_replicas(keras_distribution, replicas):
+    distribution = distribute.Distribution("data-parallel", keras_distribution=keras_distribution)
+    assert distribution.num_replicas == replicas
+    distribution.check_batch_size(replicas * 16)
+    with pytest.raises(distribute.DistributionError, match=rf"--batch-size {replicas * 16 + 1} "
+                       rf"must be a multiple of the {replicas} data-parallel replicas"):  # fmt: skip
+        distribution.check_batch_size(replicas * 16 + 1)
+    distribute.OFF.check_batch_size(33)  # one device, or a tf.distribute strategy: any size
 
 
 @pytest.mark.parametrize(

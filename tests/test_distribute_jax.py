@@ -160,6 +160,80 @@ def test_a_sharded_kernel_gets_the_noise_of_the_unsharded_one(tmp_path):
     assert result["std"] == pytest.approx(result["expected_std"], rel=0.1)
 
 
+# Runs `applications.train` under `--distribute data-parallel --cpu-devices 2`, then in the
+# same interpreter without it (the devices are set before JAX starts), and records, for every
+# batch that the distributed `fit` and `evaluate` got, its rows and the rows on each device.
+SPLIT_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import keras
+    import numpy as np
+    from applications import distribute, train
+
+    batches = []
+    global_batch = distribute.global_batch
+
+    def recording_global_batch(array, keras_distribution):
+        out = global_batch(array, keras_distribution)
+        if out is not None and out.ndim > 1:  # the images
+            batches.append([out.shape[0], sorted(s.data.shape[0] for s in out.addressable_shards)])
+        return out
+
+    distribute.global_batch = recording_global_batch
+    results = {}
+    for name, extra in json.loads(sys.argv[2]).items():
+        batches.clear()
+        summary = train.main(extra)
+        model = keras.saving.load_model(summary["paths"]["model"], compile=False)
+        results[name] = {
+            "weights": [w.tolist() for w in model.get_weights()],
+            "accuracy": summary["final_test_accuracy"],
+            "batches": [list(b) for b in {tuple(map(str, b)): b for b in batches}.values()],
+        }
+    with open(sys.argv[1], "w") as handle:
+        json.dump(results, handle)
+    """
+)
+SPLIT_ARGS = [
+    "--model", "mlp-2", "--model-option", "width=16", "--augment", "none",
+    "--optimizer", "ladam", "--epochs", "2", "--batch-size", "32", "--seed", "1",
+    "--train-take", "200", "--test-take", "75", "--no-export",
+]  # fmt: skip
+
+
+def test_data_parallel_splits_every_batch_and_trains_as_one_device(tmp_path):
+    """Two devices each compute half of every batch; an epoch's last batch (200 = 6 * 32 + 8
+    training rows: 4 on each device; 75 = 2 * 32 + 11 test rows, which two devices cannot
+    split: whole on both) is trained and evaluated too, and the run ends with the weights of
+    one device, up to the rounding of a gradient summed in two halves."""
+    script = tmp_path / "split.py"
+    script.write_text(SPLIT_SCRIPT)
+    argvs = {
+        "two": [*SPLIT_ARGS, "--output", str(tmp_path / "two"),
+                "--distribute", "data-parallel", "--cpu-devices", "2"],
+        "one": [*SPLIT_ARGS, "--output", str(tmp_path / "one")],
+    }  # fmt: skip
+    with Processes() as processes:
+        process = processes.start(
+            [sys.executable, str(script), str(tmp_path / "split.json"), json.dumps(argvs)],
+            tmp_path / "split.log",
+            env("jax"),
+        )
+        processes.finish(process)
+    results = json.loads((tmp_path / "split.json").read_text())
+    assert sorted(map(tuple, results["two"]["batches"])) == [
+        (8, [4, 4]),  # training, the epoch's last batch: split
+        (11, [11, 11]),  # test, the last batch: whole on each device
+        (32, [16, 16]),  # every full batch: split
+    ]
+    assert results["one"]["batches"] == []  # no distribution: Keras's own path
+    two, one = results["two"]["weights"], results["one"]["weights"]
+    assert len(two) == len(one) > 0
+    for a, b in zip(two, one):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=0, atol=1e-5)
+    assert results["two"]["accuracy"] == pytest.approx(results["one"]["accuracy"], abs=1 / 75)
+
+
 # ----------------------------------------------------------------------------- train
 
 
@@ -173,8 +247,8 @@ TRAIN_ARGS = [
     "--optimizer", "layer-ladam",
     "--epochs", str(EPOCHS),
     "--batch-size", "32",
-    "--train-take", "1024",
-    "--test-take", "64",
+    "--train-take", "1000",  # 31 * 32 + 8: the last batch split as the others
+    "--test-take", "75",  # 2 * 32 + 11: the last batch whole in both processes
     "--decay-epochs", "1",
     "--seed", "3",
     "--verbose", "2",
@@ -244,7 +318,7 @@ def test_only_process_0_writes_summary_model_and_export(train_runs):
     assert not list(train_runs["tmp"].glob(".*")) and not list(run_dir.glob(".*"))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["epochs"] == EPOCHS and summary["resumed_from_epoch"] == 0
-    assert summary["steps_per_epoch"] == 1024 // 32  # --batch-size is the global batch
+    assert summary["steps_per_epoch"] == 32  # 1000 rows: --batch-size is the global batch
     distribution = summary["distribution"]
     assert distribution["mode"] == "data-parallel" and distribution["task"] == "process-0"
     assert distribution["processes"] == distribution["replicas"] == 2
