@@ -231,6 +231,11 @@ def bench_update_steps(sizes, pairs, repeats, noises=("gaussian",), conditions=N
                     runners[label] = _update_step_runner(
                         optimizer, *_kernel_variables(shapes), jit_compile
                     )
+                # The base again, on variables of its own: how far timing noise alone moves a
+                # ratio in this group (its graph is the base's, op for op).
+                runners[f"{base_cls.__name__} (control)"] = _update_step_runner(
+                    base_cls(learning_rate=1e-3), *_kernel_variables(shapes), jit_compile
+                )
                 times = compare(runners, repeats)
                 base = times[base_cls.__name__]
                 for name, t in times.items():
@@ -264,13 +269,16 @@ def bench_layer_langevin(size, repeats, fraction=0.3, conditions=None):
                 *_kernel_variables(shapes),
                 jit_compile,
             ),
+            "Adam (control)": _update_step_runner(
+                keras.optimizers.Adam(1e-3), *_kernel_variables(shapes), jit_compile
+            ),
         }
         times = compare(runners, repeats)
         group_rows = [_row(group, name, t, times["Adam"]) for name, t in times.items()]
         base = statistics.median(times["Adam"])
         full_extra = statistics.median(times["LAdam"]) - base
         layer_extra = statistics.median(times[label]) - base
-        group_rows[-1]["extra_cost_vs_full"] = layer_extra / full_extra if full_extra > 0 else None
+        group_rows[2]["extra_cost_vs_full"] = layer_extra / full_extra if full_extra > 0 else None
         for row in group_rows:
             row["condition"] = condition
         rows += group_rows

@@ -52,6 +52,12 @@ def test_quick_run_writes_rows_for_every_pair(tmp_path):
         assert row["median"] > 0 and row["min"] <= row["median"] <= row["max"]
         if row["name"] in ("SGD", "Adam", "RMSprop", "Adadelta"):
             assert row["ratio"] == 1.0
+    # Every update-step group has the control runner, its base again.
+    groups = {}
+    for row in saved["rows"]:
+        groups.setdefault(row["group"], []).append(row["name"])
+    for group, members in groups.items():
+        assert f"{members[0]} (control)" in members, group
     layers = [r for r in saved["rows"] if r["name"] == "LAdam layers=0.3"]
     assert all("extra_cost_vs_full" in layer for layer in layers)
     # Both conditions of the update step on TensorFlow, the jitted one on JAX.
