@@ -16,8 +16,9 @@ Modes (`MODES`):
   the kernels (the last axis of every variable named `kernel`) sharded over the `model` axis
   (`--model-shards`, default every device).
 
-`--batch-size` is the global batch (split among the replicas); the learning-rate and sigma
-schedules count global steps. The noise of the Langevin optimizers is a pure function of the
+`--batch-size` is the global batch (split among the replicas; on JAX a multiple of them, and
+an epoch's last batch that they cannot split is computed whole on every device); the
+learning-rate and sigma schedules count global steps. The noise of the Langevin optimizers is a pure function of the
 optimizer's state (seed variable, step, variable, element), so every replica adds the same
 noise to its copy of a variable, and a sharded variable gets the noise of the unsharded one.
 
