@@ -18,9 +18,10 @@ Modes (`MODES`):
 
 `--batch-size` is the global batch (split among the replicas; on JAX a multiple of them, and
 an epoch's last batch that they cannot split is computed whole on every device); the
-learning-rate and sigma schedules count global steps. The noise of the Langevin optimizers is a pure function of the
-optimizer's state (seed variable, step, variable, element), so every replica adds the same
-noise to its copy of a variable, and a sharded variable gets the noise of the unsharded one.
+learning-rate and sigma schedules count global steps. The noise of the Langevin optimizers is
+a pure function of the optimizer's state (seed variable, step, variable, element), so every
+replica adds the same noise to its copy of a variable, and a sharded variable gets the noise
+of the unsharded one.
 
 `setup` must run before TensorFlow or JAX does anything else (the multi-worker strategy and
 the device split are configured at program start): the scripts call it right after parsing.
