@@ -138,6 +138,26 @@ def start_jax_processes(processes, argv, log_dir, name, count=2, extra_env=None)
     )
 
 
+def small_train_args(epochs, seed, *extra):
+    """`python -m applications.train` (after the Python executable) on a small MLP with Layer
+    LAdam, 1,000 training rows (31 * 32 + 8: every epoch ends on a partial batch that two
+    replicas split) and 75 test rows (2 * 32 + 11: a last batch that two replicas cannot
+    split); `extra` are more arguments."""
+    return [
+        "-m", "applications.train",
+        "--model", "mlp-3",
+        "--model-option", "width=16",
+        "--augment", "none",
+        "--optimizer", "layer-ladam",
+        "--epochs", str(epochs),
+        "--batch-size", "32",
+        "--train-take", "1000",
+        "--test-take", "75",
+        "--seed", str(seed),
+        *extra,
+    ]  # fmt: skip
+
+
 def wait_for(predicate, timeout=TIMEOUT, interval=0.002):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

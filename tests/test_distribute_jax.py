@@ -28,6 +28,7 @@ from distribute_helpers import (
     env,
     h5_arrays,
     kill_mid_run,
+    small_train_args,
     start_jax_processes,
 )
 
@@ -238,21 +239,9 @@ def test_data_parallel_splits_every_batch_and_trains_as_one_device(tmp_path):
 
 
 EPOCHS = 5
-TRAIN_ARGS = [
-    "-m", "applications.train",
-    "--distribute", "data-parallel",
-    "--model", "mlp-3",
-    "--model-option", "width=16",
-    "--augment", "none",
-    "--optimizer", "layer-ladam",
-    "--epochs", str(EPOCHS),
-    "--batch-size", "32",
-    "--train-take", "1000",  # 31 * 32 + 8: the last batch split as the others
-    "--test-take", "75",  # 2 * 32 + 11: the last batch whole in both processes
-    "--decay-epochs", "1",
-    "--seed", "3",
-    "--verbose", "2",
-]  # fmt: skip
+TRAIN_ARGS = small_train_args(
+    EPOCHS, 3, "--distribute", "data-parallel", "--decay-epochs", "1", "--verbose", "2"
+)
 
 
 @pytest.fixture(scope="module")

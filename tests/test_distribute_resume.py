@@ -13,24 +13,12 @@ import sys
 
 import keras
 import pytest
-from distribute_helpers import Processes, env, kill_mid_run
+from distribute_helpers import Processes, env, kill_mid_run, small_train_args
 
 pytestmark = pytest.mark.slow  # training subprocesses, one of them killed and restarted
 
 EPOCHS = 4
-TRAIN_ARGS = [
-    "-m", "applications.train",
-    "--model", "mlp-3",
-    "--model-option", "width=16",
-    "--augment", "none",
-    "--optimizer", "layer-ladam",
-    "--epochs", str(EPOCHS),
-    "--batch-size", "32",
-    "--train-take", "1000",
-    "--test-take", "75",
-    "--seed", "5",
-    "--no-export",
-]  # fmt: skip
+TRAIN_ARGS = small_train_args(EPOCHS, 5, "--no-export")
 
 
 @pytest.mark.parametrize(
