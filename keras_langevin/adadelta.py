@@ -25,15 +25,17 @@ class LAdadelta(LangevinMixin, keras.optimizers.Adadelta):
     this step's), the factor through which Keras's Adadelta turns `lr * g_t` into its step.
     With `sigma=0` it is exactly `keras.optimizers.Adadelta`.
 
+    The other arguments of `keras.optimizers.Adadelta` (`weight_decay`, `clipnorm`,
+    `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`, `ema_overwrite_frequency`,
+    `loss_scale_factor`, `gradient_accumulation_steps`, `name`) are as in Keras, in the same
+    positions and with the same defaults. `name=None` gives a unique name
+    (`ladadelta`, `ladadelta_1`, ...).
+
     Args:
         learning_rate: Float or `LearningRateSchedule`. Defaults to `0.001` as in Keras (the
             paper used 0.1).
         rho: Float, decay of the moving averages. Defaults to `0.95`.
         epsilon: Float added inside the square roots. Defaults to `1e-7`.
-        weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-            ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name:
-            as in Keras, in the same positions and with the same defaults. `name=None`
-            gives a unique name (`ladadelta`, `ladadelta_1`, ...).
         {{langevin_args}}
     """
 

@@ -34,16 +34,18 @@ class LAdam(LangevinMixin, keras.optimizers.Adam):
     keeping such layers out of the noise (`langevin_layers=["conv*", "dense*"]`, or a
     fraction that stops before them).
 
+    The other arguments of `keras.optimizers.Adam` (`weight_decay`, `clipnorm`,
+    `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`, `ema_overwrite_frequency`,
+    `loss_scale_factor`, `gradient_accumulation_steps`, `name`) are as in Keras, in the same
+    positions and with the same defaults. `name=None` gives a unique name
+    (`ladam`, `ladam_1`, ...).
+
     Args:
         learning_rate: Float or `LearningRateSchedule`. Defaults to `0.001`.
         beta_1: Float, decay of the first moment. Defaults to `0.9`.
         beta_2: Float, decay of the second moment. Defaults to `0.999`.
         epsilon: Float added to `sqrt(v_t)`. Defaults to `1e-7`.
         amsgrad: Bool, the AMSGrad variant. Defaults to `False`.
-        weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-            ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name:
-            as in Keras, in the same positions and with the same defaults. `name=None`
-            gives a unique name (`ladam`, `ladam_1`, ...).
         {{langevin_args}}
     """
 

@@ -25,6 +25,12 @@ class LRMSprop(LangevinMixin, keras.optimizers.RMSprop):
     moving average of squared gradients and `g_bar_t` that of gradients. With `sigma=0` it is
     exactly `keras.optimizers.RMSprop`.
 
+    The other arguments of `keras.optimizers.RMSprop` (`weight_decay`, `clipnorm`,
+    `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`, `ema_overwrite_frequency`,
+    `loss_scale_factor`, `gradient_accumulation_steps`, `name`) are as in Keras, in the same
+    positions and with the same defaults. `name=None` gives a unique name
+    (`lrmsprop`, `lrmsprop_1`, ...).
+
     Args:
         learning_rate: Float or `LearningRateSchedule`. Defaults to `0.001`.
         rho: Float, decay of the moving averages. Defaults to `0.9`.
@@ -32,10 +38,6 @@ class LRMSprop(LangevinMixin, keras.optimizers.RMSprop):
         epsilon: Float added inside the square root. Defaults to `1e-7`.
         centered: Bool, normalise by the variance instead of the second moment.
             Defaults to `False`.
-        weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-            ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name:
-            as in Keras, in the same positions and with the same defaults. `name=None`
-            gives a unique name (`lrmsprop`, `lrmsprop_1`, ...).
         {{langevin_args}}
     """
 

@@ -23,15 +23,17 @@ class LSGD(LangevinMixin, keras.optimizers.SGD):
     Langevin equation `d theta = -grad f(theta) dt + sigma dW`. With `sigma=0` it is exactly
     `keras.optimizers.SGD`.
 
+    The other arguments of `keras.optimizers.SGD` (`weight_decay`, `clipnorm`,
+    `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`, `ema_overwrite_frequency`,
+    `loss_scale_factor`, `gradient_accumulation_steps`, `name`) are as in Keras, in the same
+    positions and with the same defaults. `name=None` gives a unique name
+    (`lsgd`, `lsgd_1`, ...).
+
     Args:
         learning_rate: Float or `LearningRateSchedule`, as in `keras.optimizers.SGD`.
             Defaults to `0.01`.
         momentum: Float >= 0, as in `keras.optimizers.SGD`. Defaults to `0.0`.
         nesterov: Bool, as in `keras.optimizers.SGD`. Defaults to `False`.
-        weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-            ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name:
-            as in Keras, in the same positions and with the same defaults. `name=None`
-            gives a unique name (`lsgd`, `lsgd_1`, ...).
         {{langevin_args}}
     """
 
