@@ -2,6 +2,8 @@
 
 - `posterior_sigma(N, temperature)`: the noise level that makes a Langevin optimizer sample
   the (tempered) posterior when the loss is the mean negative log-likelihood over `N` examples.
+- `gaussian_prior(std, N)`: the `keras.regularizers.L2` that is a `N(0, std**2)` prior on each
+  weight for such a loss.
 - `CyclicalCosineDecay`, `CyclicalSigma`: cyclical SG-MCMC step sizes (Zhang et al., 2020).
 - `PosteriorSampler`: a callback that writes weight samples to disk during `fit`, resumably;
   `load_samples(directory)` lists them.
@@ -9,7 +11,8 @@
 - `calibration`: negative log-likelihood, expected calibration error, Brier score, reliability
   diagram.
 
-The derivation and the limits (which optimizer samples what) are in docs/posterior_sampling.md.
+The derivation and the limits (which optimizer samples what) are in
+docs/guide/posterior_sampling.md.
 """
 
 from keras_langevin.sampling import calibration
@@ -22,7 +25,7 @@ from keras_langevin.sampling.calibration import (
     reliability_diagram,
 )
 from keras_langevin.sampling.ensemble import EnsemblePrediction, PosteriorEnsemble
-from keras_langevin.sampling.posterior import posterior_sigma
+from keras_langevin.sampling.posterior import gaussian_prior, posterior_sigma
 from keras_langevin.sampling.sampler import PosteriorSampler, Sample, load_samples
 from keras_langevin.sampling.schedules import CyclicalCosineDecay, CyclicalSigma
 
@@ -37,6 +40,7 @@ __all__ = [
     "calibration",
     "calibration_report",
     "expected_calibration_error",
+    "gaussian_prior",
     "load_samples",
     "negative_log_likelihood",
     "plot_reliability_diagram",
