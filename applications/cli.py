@@ -5,27 +5,32 @@ One definition of each flag, one list syntax, one validation and the same messag
 
 * lists (`--optimizers`, `--seeds`, `--depths`, `--sigma-sweep`) take values separated by
   commas, spaces or both: `--optimizers adam,ladam` and `--optimizers adam ladam` are the same;
-* `--seeds`: one integer N alone means the N seeds 0..N-1; several integers, or a list written
-  with a comma (`--seeds 7,`), are those seeds;
+* `--seeds`: one integer N >= 1 alone means the N seeds 0..N-1 (`--seeds 0`: the seed 0);
+  several integers, or a list written with a comma (`--seeds 7,`), are those seeds;
 * a flag that none of the chosen optimizers would use is refused, naming the flag
   (`--optimizer adam --sigma 0.1`, `--optimizer ladam --langevin-layers 0.5`), so that the
   records of a run never show a value that was not used. `check_optimizer_flags` does this
-  after parsing and fills in the defaults of the flags that do apply.
+  after parsing, and refuses settings that cannot run (a cyclical sigma that the run ends
+  before turning on) as usage errors. The values themselves are resolved by
+  `applications.settings`, the one place that knows the defaults.
 """
 
 import argparse
 import ast
+import contextlib
 
 import numpy as np
 
 from applications import optimizers as optimizers_lib
+from applications import settings as settings_lib
 
 MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")
-NOISES = ("gaussian", "rademacher")
+NOISES = settings_lib.NOISES
 
-# Defaults of the flags that only some optimizers use; None on the parser means "not given".
-LANGEVIN_DEFAULTS = {"sigma_schedule": "log", "noise": "gaussian"}
-LAYER_DEFAULTS = {"langevin_layers": optimizers_lib.PAPER_LAYER_FRACTION}
+# Defaults of the flags that only some optimizers use (from `applications.settings`, which
+# owns them); None on the parser means "not given".
+LANGEVIN_DEFAULTS = {key: settings_lib.DEFAULTS[key] for key in ("sigma_schedule", "noise")}
+LAYER_DEFAULTS = {"langevin_layers": settings_lib.DEFAULTS["langevin_layers"]}
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -151,9 +156,9 @@ def add_seeds_argument(parser, default):
         action=ListAction,
         item=non_negative_int,
         default=list(default),
-        help="one integer N: the seeds 0..N-1; several integers, comma or space separated (or "
-        "one with a comma, '7,'): those seeds. Each seed gives its own initial weights, data "
-        f"order and noise (default: {','.join(map(str, default))})",
+        help="one integer N: the seeds 0..N-1 (0: the seed 0); several integers, comma or space "
+        "separated (or one with a comma, '7,'): those seeds. Each seed gives its own initial "
+        f"weights, data order and noise (default: {','.join(map(str, default))})",
     )
 
 
@@ -169,16 +174,15 @@ def parse(build_parser, defaults, quick, argv=None):
     parser = build_parser({**defaults, **quick} if is_quick else defaults)
     args = parser.parse_args(argv)
     args.seeds = seeds_of(args)
-    if not args.seeds:
-        parser.error("--seeds: a count must be >= 1 (write '0,' for the seed 0 alone)")
     return parser, args
 
 
 def seeds_of(args):
-    """The seeds that `--seeds` names: one integer N alone is the count 0..N-1."""
+    """The seeds that `--seeds` names: one integer N >= 1 alone is the count 0..N-1, and 0
+    alone the seed 0."""
     text = getattr(args, "seeds_text", None)
     if text is not None and len(args.seeds) == 1 and "," not in text:
-        return list(range(args.seeds[0]))
+        return list(range(max(1, args.seeds[0])))
     return list(args.seeds)
 
 
@@ -240,14 +244,23 @@ def add_model_data_arguments(parser, defaults):
         group.add_argument(flag, type=positive_int, default=defaults.get(dest), help=text)
 
 
+def _choices_help(docs):
+    return "; ".join(f"'{name}': {text}" for name, text in docs.items())
+
+
 def add_optimizer_arguments(parser, defaults, several=False):
-    """The optimizer (`--optimizer`, or `--optimizers` with `several`) and its settings."""
+    """The optimizer (`--optimizer`, or `--optimizers` with `several`) and its settings.
+
+    `defaults` may set the script's `lr_schedule` and `sigma_schedule` (else the paper's);
+    pass the same dict to `check_optimizer_flags`.
+    """
     group = parser.add_argument_group(
         "optimizer",
         "Without --lr/--sigma the paper's initial values are used: 5e-3 for both, except "
         "Adadelta (lr 0.1, sigma 5e-2). <base> is Keras's optimizer, l<base> adds Langevin "
         "noise to every layer, layer-l<base> only to the first --langevin-layers. Flags that "
-        "none of the chosen optimizers use are refused.",
+        "none of the chosen optimizers use are refused. In the schedules t is the optimizer "
+        "step and T is --decay-epochs epochs worth of steps.",
     )
     if several:
         group.add_argument(
@@ -275,15 +288,15 @@ def add_optimizer_arguments(parser, defaults, several=False):
     group.add_argument(
         "--lr-schedule",
         choices=optimizers_lib.LR_SCHEDULES,
-        default="inverse-time",
-        help="'inverse-time': lr_0 / (1 + t/T), the paper's; or 'constant' (default: %(default)s)",
+        default=defaults.get("lr_schedule", settings_lib.DEFAULTS["lr_schedule"]),
+        help=_choices_help(optimizers_lib.LR_SCHEDULE_DOCS) + " (default: %(default)s)",
     )
     group.add_argument(
         "--decay-epochs",
         type=positive_float,
-        default=20,
-        help="T of the learning-rate and sigma schedules, in epochs (default: %(default)s, as "
-        "in the paper)",
+        default=None,
+        help=f"T of the learning-rate and sigma schedules, in epochs (default: "
+        f"{settings_lib.PAPER_DECAY_EPOCHS}, the paper's; with a 'cosine' schedule, --epochs)",
     )
     group.add_argument(
         "--epsilon",
@@ -291,7 +304,7 @@ def add_optimizer_arguments(parser, defaults, several=False):
         default=None,
         help="epsilon of Adam, RMSprop and Adadelta: 'paper' (the author's preconditioner bias "
         "1e-6 in Keras's form: Adam 1e-6, RMSprop 1e-12, Adadelta 1e-6), 'keras' (Keras's "
-        "defaults, 1e-7) or a number (default: %(default)s)",
+        "defaults, 1e-7) or a number (default: paper)",
     )
     group.add_argument(
         "--sigma",
@@ -299,12 +312,13 @@ def add_optimizer_arguments(parser, defaults, several=False):
         default=None,
         help="initial noise level (Langevin optimizers; default: the paper's value)",
     )
+    sigma_default = defaults.get("sigma_schedule", settings_lib.DEFAULTS["sigma_schedule"])
     group.add_argument(
         "--sigma-schedule",
         choices=optimizers_lib.SIGMA_SCHEDULES,
         default=None,
-        help="'log': sigma_0 / sqrt(log(e + t/T)), the paper's; or 'constant' (Langevin "
-        "optimizers; default: log)",
+        help=_choices_help(optimizers_lib.SIGMA_SCHEDULE_DOCS)
+        + f" (Langevin optimizers; default: {sigma_default})",
     )
     group.add_argument(
         "--noise",
@@ -390,35 +404,69 @@ def setup_distribution(parser, args):
 # ----------------------------------------------------------------------------- checks
 
 
-def check_optimizer_flags(parser, args, names):
-    """Refuses the flags that none of `names` uses; fills in the defaults of those used.
+FLAG_USERS = {
+    "langevin_layers": "only the layer-l<base> optimizers",
+    "epsilon": "only adam, rmsprop and adadelta and their Langevin forms",
+}
+OPTIMIZER_SETTINGS = ("lr", "lr_schedule", "decay_epochs", "epsilon", "sigma", "sigma_schedule")
+OPTIMIZER_SETTINGS += ("noise", "langevin_layers")
+
+
+def flag(key):
+    """The command-line flag of a setting: `decay_epochs` -> `--decay-epochs`."""
+    return "--" + key.replace("_", "-")
+
+
+def check_optimizer_flags(parser, args, names, defaults=None):
+    """Refuses the flags that none of `names` uses, and settings that cannot run (usage errors,
+    exit 2, naming the flags and values); fills in the defaults of the flags that apply.
 
     Settings that no chosen optimizer uses are set to None, so that the records of the run
-    show only what was used.
+    show only what was used. `defaults` are the script's (its `sigma_schedule`), as given to
+    `add_optimizer_arguments`. The values of each optimizer are resolved by
+    `applications.settings` (a run's records hold those).
     """
-    kinds = {optimizers_lib.parse_name(name)[1] for name in names}
-    bases = {optimizers_lib.parse_name(name)[0] for name in names}
-    langevin = kinds != {"plain"}
-    layer = "layer" in kinds
-    uses_epsilon = bool(bases - {"sgd"})
-    given = {
-        "--sigma": args.sigma is not None and not langevin,
-        "--sigma-schedule": args.sigma_schedule is not None and not langevin,
-        "--noise": args.noise is not None and not langevin,
-        "--langevin-layers": args.langevin_layers is not None and not layer,
-        "--epsilon": args.epsilon is not None and not uses_epsilon,
-    }
+    defaults = defaults or {}
+    given = {key: getattr(args, key) for key in ("sigma", "sigma_schedule", "noise", "epsilon")}
+    given["langevin_layers"] = args.langevin_layers
+    for key in settings_lib.unused(names, **given):
+        user = FLAG_USERS.get(key, "only the Langevin optimizers (l<base>, layer-l<base>)")
+        parser.error(f"{flag(key)} is used by {user}; not by {', '.join(names)}")
     args.epsilon_given = args.epsilon is not None
-    for flag, refused in given.items():
-        if refused:
-            user = {
-                "--langevin-layers": "only the layer-l<base> optimizers",
-                "--epsilon": "only adam, rmsprop and adadelta and their Langevin forms",
-            }.get(flag, "only the Langevin optimizers (l<base>, layer-l<base>)")
-            parser.error(f"{flag} is used by {user}; not by {', '.join(names)}")
-    for key, default in LANGEVIN_DEFAULTS.items():
+    kinds = {optimizers_lib.parse_name(name)[1] for name in names}
+    langevin = kinds != {"plain"}
+    script = {**LANGEVIN_DEFAULTS, **{k: v for k, v in defaults.items() if k in LANGEVIN_DEFAULTS}}
+    for key, default in script.items():
         value = getattr(args, key)
         setattr(args, key, (default if value is None else value) if langevin else None)
-    if args.langevin_layers is None and layer:
+    if args.langevin_layers is None and "layer" in kinds:
         args.langevin_layers = LAYER_DEFAULTS["langevin_layers"]
-    args.epsilon = (args.epsilon or "paper") if uses_epsilon else None
+    uses_epsilon = any(settings_lib.uses_epsilon(name) for name in names)
+    args.epsilon = (args.epsilon or settings_lib.DEFAULTS["epsilon"]) if uses_epsilon else None
+    resolved = [resolve_flags(parser, args, name) for name in names]
+    args.decay_epochs = resolved[0].decay_epochs  # the same for every name
+
+
+def resolve_flags(parser, args, name):
+    """`applications.settings.resolve` of the parsed flags for the optimizer `name`; a bad
+    setting is a usage error naming the flags and their values."""
+    values = {key: getattr(args, key, None) for key in OPTIMIZER_SETTINGS}
+    epochs = getattr(args, "epochs", None)
+    try:
+        return settings_lib.resolve(name, epochs=epochs, **values)
+    except settings_lib.SettingsError as error:
+        shown = {**values, "epochs": epochs}
+        flags = " ".join(
+            f"{flag(key)} {shown[key]}" for key in error.keys if shown.get(key) is not None
+        )
+        parser.error(f"{flags + ': ' if flags else ''}{error}")
+
+
+@contextlib.contextmanager
+def usage_errors(parser):
+    """Turns the `applications.settings.SettingsError` (the engine's `UsageError`, settings
+    mismatches included) raised inside the block into a usage error: message, exit 2."""
+    try:
+        yield
+    except settings_lib.SettingsError as error:
+        parser.error(str(error))

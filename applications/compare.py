@@ -16,7 +16,9 @@ finished runs. Outputs, in `--output`:
     results.csv    every epoch (numbered from 1) of every run: seed, optimizer, epoch, loss,
                    accuracy, val_loss, val_accuracy, lr, sigma (val_* is the test split)
     results.md     per optimizer, mean +- standard deviation over seeds of the final and
-                   best test accuracy and of the final training loss
+                   best test accuracy and of the final training loss, with the epochs the
+                   runs completed (a finished run stored by an earlier invocation with more
+                   --epochs keeps its epochs and settings; it is not cut or relabelled)
     runs/          the runs
     curves.png     test accuracy (and training loss) against epochs, one line per
                    optimizer: mean over seeds with a +-1 standard deviation band
@@ -98,7 +100,9 @@ def aggregate(rows, optimizers):
         if not per_seed:
             continue
         runs = [sorted(seed_rows, key=lambda row: row["epoch"]) for seed_rows in per_seed.values()]
-        results[name] = {"runs": len(runs)}
+        # the epochs the runs completed: a stored run keeps its own (an earlier invocation
+        # with more --epochs), whatever this invocation's --epochs
+        results[name] = {"runs": len(runs), "epochs": sorted({run[-1]["epoch"] for run in runs})}
         for key, values in (
             ("final_test_accuracy", [run[-1]["val_accuracy"] for run in runs]),
             ("best_test_accuracy", [max(row["val_accuracy"] for row in run) for run in runs]),
@@ -108,27 +112,35 @@ def aggregate(rows, optimizers):
     return results
 
 
+def epochs_text(epochs):
+    """ "5" for runs of 5 epochs, "3-5" for runs of 3 to 5."""
+    return f"{min(epochs)}" if len(set(epochs)) == 1 else f"{min(epochs)}-{max(epochs)}"
+
+
 def markdown_table(results, args, parameters):
+    """The results table; the epochs are those the runs completed (stored runs keep theirs)."""
     seeds = ", ".join(map(str, args.seeds))
+    epochs = [e for result in results.values() for e in result["epochs"]] or [args.epochs]
     lines = [
         f"# {args.model} on {args.dataset}: optimizer comparison",
         "",
         (
-            f"{args.model} ({parameters:,} parameters), {args.epochs} epochs, batch size "
+            f"{args.model} ({parameters:,} parameters), {epochs_text(epochs)} epochs, batch size "
             f"{args.batch_size}, seeds {seeds}. For each seed every optimizer starts from the "
             "same initial weights. Mean ± standard deviation over seeds (n - 1 in the "
             "denominator); test accuracy is measured on the test split after each epoch, the "
             "best is the highest of these."
         ),
         "",
-        "| optimizer | runs | final test accuracy | best test accuracy | final train loss |",
-        "|---|---:|---:|---:|---:|",
+        "| optimizer | runs | epochs | final test accuracy | best test accuracy | final train loss |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, result in results.items():
         cells = [
             f"{result[key][0]:.4f}" + (f" ± {result[key][1]:.4f}" if result["runs"] > 1 else "")
             for key in ("final_test_accuracy", "best_test_accuracy", "final_train_loss")
         ]
+        cells.insert(0, epochs_text(result["epochs"]))
         lines.append(f"| {name} | {result['runs']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -184,15 +196,13 @@ def main(argv=None):
     }
     started = time.time()
     rows, parameters = [], 0
-    try:
+    with cli.usage_errors(parser):
         configs = [engine.RunConfig.from_args(args, optimizer=name) for name in args.optimizers]
         engine.check_configs(configs)
-    except engine.UsageError as error:
-        parser.error(str(error))
     for seed in args.seeds:
         for name in args.optimizers:
             config = engine.RunConfig.from_args(args, optimizer=name, seed=seed)
-            try:
+            with cli.usage_errors(parser):
                 initial = engine.save_initial_weights(
                     config, os.path.join(paths["initial_weights"], f"seed{seed}.weights.h5")
                 )
@@ -203,8 +213,6 @@ def main(argv=None):
                     verbose=args.verbose,
                     distribution=distribution,
                 )
-            except engine.UsageError as error:
-                parser.error(str(error))
             parameters = summary["parameters"]
             rows += [{"seed": seed, "optimizer": name, **row} for row in run_rows]
             if distribution.is_chief:  # the other processes of a multi-worker run write none

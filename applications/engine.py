@@ -33,14 +33,14 @@ from keras import ops
 
 import keras_langevin.callbacks
 from applications import files
-from applications import optimizers as optimizers_lib
+from applications import settings as settings_lib
 
 # Columns of a run's `log.csv`.
 LOG_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "sigma")
 
 
-class UsageError(ValueError):
-    """A setting that cannot run (unknown layer name, missing dataset...): a usage error."""
+#: A setting that cannot run (unknown layer name, missing dataset...): a usage error.
+UsageError = settings_lib.SettingsError
 
 
 class SettingsMismatchError(UsageError):
@@ -52,7 +52,12 @@ class SettingsMismatchError(UsageError):
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """The settings of one run. Settings that the optimizer does not use are None."""
+    """The settings of one run, as given; None for an optimizer setting means its default.
+
+    `optimizer_settings()` resolves the optimizer's settings (`applications.settings`, the one
+    place that knows the defaults), and `settings()`, what the records keep, holds those
+    resolved values: settings that the optimizer does not use are None there, never defaults.
+    """
 
     model: str = "resnet20"
     model_options: tuple = ()
@@ -65,41 +70,49 @@ class RunConfig:
     test_take: int | None = None
     optimizer: str = "layer-ladam"
     lr: float | None = None
-    lr_schedule: str = "inverse-time"
-    decay_epochs: float = 20
-    epsilon: str | float | None = "paper"
+    lr_schedule: str | None = None
+    decay_epochs: float | None = None
+    epsilon: str | float | None = None
     sigma: float | None = None
-    sigma_schedule: str | None = "log"
-    noise: str | None = "gaussian"
-    langevin_layers: object = optimizers_lib.PAPER_LAYER_FRACTION
+    sigma_schedule: str | None = None
+    noise: str | None = None
+    langevin_layers: object = None
     seed: int = 0
     epochs: int = 10
     mixed_precision: str = "off"
-    # Extra keyword arguments of `make_optimizer` / the optimizer, as (KEY, VALUE) pairs, e.g.
-    # (("rho", 0.99),); None: none (and then absent from `settings()`).
+    # Extra keyword arguments of the optimizer (`applications.settings.resolve`), as
+    # (KEY, VALUE) pairs, e.g. (("rho", 0.99),); None: none (and then absent from `settings()`).
     optimizer_options: tuple | None = None
 
     # Not part of the computation: a backup made with other values may be resumed.
     RESUMABLE_CHANGES = ("data_dir", "epochs")
+    # The fields that `applications.settings.resolve` fills in.
+    OPTIMIZER_FIELDS = (
+        "lr",
+        "lr_schedule",
+        "decay_epochs",
+        "epsilon",
+        "sigma",
+        "sigma_schedule",
+        "noise",
+        "langevin_layers",
+    )
 
     def __post_init__(self):
-        base, kind = optimizers_lib.parse_name(self.optimizer)
-        unused = {
-            "sigma": kind == "plain",
-            "sigma_schedule": kind == "plain",
-            "noise": kind == "plain",
-            "langevin_layers": kind != "layer",
-            "epsilon": base == "sgd",
-        }
-        for key, drop in unused.items():
-            if drop:
-                object.__setattr__(self, key, None)
         object.__setattr__(self, "model_options", tuple(map(tuple, self.model_options)))
         if self.optimizer_options is not None:
             options = tuple(map(tuple, self.optimizer_options))
             object.__setattr__(self, "optimizer_options", options)
         if isinstance(self.langevin_layers, list):
             object.__setattr__(self, "langevin_layers", tuple(self.langevin_layers))
+        self.optimizer_settings()  # bad settings fail here, at construction
+
+    def optimizer_settings(self):
+        """The optimizer's resolved `applications.settings.OptimizerSettings`."""
+        given = {key: getattr(self, key) for key in self.OPTIMIZER_FIELDS}
+        return settings_lib.resolve(
+            self.optimizer, epochs=self.epochs, **given, **dict(self.optimizer_options or ())
+        )
 
     @classmethod
     def from_args(cls, args, **overrides):
@@ -112,15 +125,30 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     def settings(self):
-        """The settings that determine the computation, in their JSON form."""
+        """The settings that determine the computation, resolved, in their JSON form."""
+        resolved = self.optimizer_settings()
         settings = {
-            key: value
+            key: getattr(resolved, key) if key in self.OPTIMIZER_FIELDS else value
             for key, value in dataclasses.asdict(self).items()
             if key not in self.RESUMABLE_CHANGES
         }
+        if resolved.exploration_fraction is not None:  # the cyclical sigma's default, recorded
+            options = dict(self.optimizer_options or ())
+            options.setdefault("exploration_fraction", resolved.exploration_fraction)
+            settings["optimizer_options"] = tuple(options.items())
         if settings.get("optimizer_options") is None:  # as in backups made before the field
             settings.pop("optimizer_options", None)
         return json.loads(json.dumps(settings, default=files.json_default))
+
+    @classmethod
+    def resolve_settings(cls, settings, epochs):
+        """`settings` (a record's, this version's or an older one) with its defaults resolved
+        for a run of `epochs`: an older record's None or "paper" becomes the values it ran
+        with."""
+        names = {field.name for field in dataclasses.fields(cls)} - {"epochs"}
+        given = {key: value for key, value in settings.items() if key in names}
+        config = cls(**given, epochs=epochs)
+        return config.settings()
 
 
 # ----------------------------------------------------------------------------- building
@@ -163,20 +191,15 @@ def build_model(config, dataset):
 
 
 def build_optimizer(config, steps_per_epoch):
-    return optimizers_lib.make_optimizer(
-        config.optimizer,
-        steps_per_epoch,
-        lr=config.lr,
-        lr_schedule=config.lr_schedule,
-        sigma=config.sigma,
-        sigma_schedule=config.sigma_schedule or "constant",
-        decay_epochs=config.decay_epochs,
-        langevin_layers=config.langevin_layers,
-        seed=config.seed,
-        noise=config.noise or "gaussian",
-        epsilon=config.epsilon,
-        **dict(config.optimizer_options or ()),
-    )
+    return config.optimizer_settings().build(steps_per_epoch, seed=config.seed)
+
+
+def build_on(optimizer, model):
+    """Builds `optimizer` for `model`'s trainable variables; a Langevin optimizer is told its
+    model first (Layer Langevin orders the model's layers)."""
+    if hasattr(optimizer, "set_model"):
+        optimizer.set_model(model)
+    optimizer.build(model.trainable_variables)
 
 
 def save_initial_weights(config, path):
@@ -215,7 +238,7 @@ def check_configs(configs):
                 keras.backend.clear_session()
                 with precision(config.mixed_precision):
                     models[key] = build_model(config, _shapes(config))
-            build_optimizer(config, 1).build(models[key].trainable_variables)
+            build_on(build_optimizer(config, 1), models[key])
     except (ValueError, TypeError, data.DatasetNotAvailableError) as error:
         raise UsageError(str(error)) from error
     finally:
@@ -255,7 +278,7 @@ class Trainer:
                 if initial_weights is not None:
                     self.model.load_weights(initial_weights)
                 self.optimizer = build_optimizer(config, self.dataset.steps_per_epoch)
-                self.optimizer.build(self.model.trainable_variables)
+                build_on(self.optimizer, self.model)
             except (ValueError, TypeError, data.DatasetNotAvailableError) as error:
                 raise UsageError(str(error)) from error
             self.model.compile(
@@ -459,7 +482,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             )
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
+            build_on(optimizer, self.model)
         self.model.load_weights(os.path.join(self.backup_dir, weights))
         self.model._initial_epoch = epoch
 
@@ -506,6 +529,8 @@ def resume_epoch(config, backup_dir):
     if backup is None:
         return 0
     previous, settings = backup.get("settings"), config.settings()
+    if previous is not None:
+        previous = _resolved_or_raw(previous, config.epochs)
     if previous is not None and previous != settings:
         changed = sorted(
             key for key in set(previous) | set(settings) if previous.get(key) != settings.get(key)
@@ -516,6 +541,15 @@ def resume_epoch(config, backup_dir):
             "use another --output (or delete that directory)."
         )
     return int(backup["epoch"])
+
+
+def _resolved_or_raw(settings, epochs):
+    """A backup's settings with their defaults resolved (backups of older versions stored None
+    or "paper"); as stored if they no longer resolve (they differ then anyway)."""
+    try:
+        return RunConfig.resolve_settings(settings, epochs)
+    except (ValueError, TypeError):
+        return settings
 
 
 def standard_callbacks(paths, settings, verbose, tensorboard=True, extra=(), backup_options=None):

@@ -1,7 +1,9 @@
 """Optimizers by name, with the paper's learning-rate and noise schedules.
 
 Names: sgd, lsgd, layer-lsgd, adam, ladam, layer-ladam, rmsprop, lrmsprop, layer-lrmsprop,
-adadelta, ladadelta, layer-ladadelta. `l<base>` adds Langevin noise to every layer,
+adadelta, ladadelta, layer-ladadelta; beyond the paper adamw, ladamw, layer-ladamw, nadam,
+lnadam, layer-lnadam, lsghmc, layer-lsghmc (SGHMC: the noise in the momentum buffer, momentum
+0.9 unless `momentum` is given; `sgd` with that momentum is its noiseless form). `l<base>` adds Langevin noise to every layer,
 `layer-l<base>` only to the first `langevin_layers` fraction (the paper's 0.3 by default).
 
 The paper's schedules (from the author's experiment script), with T the number of steps in
@@ -16,6 +18,12 @@ a cosine from lr_0 to ~0 in every cycle) and `sigma_schedule="cyclical"`
 (`keras_langevin.sampling.CyclicalSigma`: 0 in the first `exploration_fraction` of every cycle,
 sigma_0 afterwards). Further keyword arguments of `make_optimizer` go to the optimizer's
 constructor (e.g. `rho=0.99` for `lrmsprop` as pSGLD).
+
+`lr_schedule="cosine"` and `sigma_schedule="cosine"` (Keras's `CosineDecay`) anneal to 0 at T,
+which by default is the run's length: a run that ends converged (the default of `train`).
+
+The defaults are resolved in one place, `applications.settings`; this module is the registry of
+names, classes and the paper's values per base optimizer.
 
 The author's preconditioners carry a bias of 1e-6 where Keras's optimizers have `epsilon`
 (default 1e-7), in other places of the formula. `epsilon="paper"` maps it onto Keras's form,
@@ -41,10 +49,16 @@ noise):
 import keras
 
 import keras_langevin as kl
-from keras_langevin.layer import PAPER_LAYER_FRACTION
+from keras_langevin.layer import PAPER_LAYER_FRACTION  # noqa: F401 (re-exported)
 
 BASES = ("sgd", "adam", "rmsprop", "adadelta")
-OPTIMIZERS = tuple(name for base in BASES for name in (base, f"l{base}", f"layer-l{base}"))
+#: Beyond the paper: AdamW and Nadam (plain and Langevin), and SGHMC (Langevin forms only; its
+#: noiseless form is `sgd` with the same momentum). Not in the benchmark's pairs.
+MORE_BASES = ("adamw", "nadam")
+LANGEVIN_ONLY = ("sghmc",)
+OPTIMIZERS = tuple(
+    name for base in BASES + MORE_BASES for name in (base, f"l{base}", f"layer-l{base}")
+) + tuple(name for base in LANGEVIN_ONLY for name in (f"l{base}", f"layer-l{base}"))
 
 # Each base name's Keras optimizer and its Langevin class.
 KERAS_CLASSES = {
@@ -52,21 +66,48 @@ KERAS_CLASSES = {
     "adam": keras.optimizers.Adam,
     "rmsprop": keras.optimizers.RMSprop,
     "adadelta": keras.optimizers.Adadelta,
+    "adamw": keras.optimizers.AdamW,
+    "nadam": keras.optimizers.Nadam,
+    "sghmc": keras.optimizers.SGD,
 }
 LANGEVIN_CLASSES = {
     "sgd": kl.LSGD,
     "adam": kl.LAdam,
     "rmsprop": kl.LRMSprop,
     "adadelta": kl.LAdadelta,
+    "adamw": kl.LAdamW,
+    "nadam": kl.LNadam,
+    "sghmc": kl.LSGHMC,
 }
 
 # The paper's initial values: lr 5e-3 and sigma 5e-3, except Adadelta (lr 0.1, sigma 5e-2).
+# AdamW, Nadam and SGHMC, not in the paper, take Adam's and SGD's values; Nadam adds epsilon to
+# sqrt(v_t / (1 - beta_2^t)), exactly where the author's Adam adds 1e-6.
 PAPER_LR = {"sgd": 5e-3, "adam": 5e-3, "rmsprop": 5e-3, "adadelta": 0.1}
+PAPER_LR |= {"adamw": 5e-3, "nadam": 5e-3, "sghmc": 5e-3}
 PAPER_SIGMA = {"sgd": 5e-3, "adam": 5e-3, "rmsprop": 5e-3, "adadelta": 5e-2}
-PAPER_EPSILON = {"adam": 1e-6, "rmsprop": 1e-12, "adadelta": 1e-6}
+PAPER_SIGMA |= {"adamw": 5e-3, "nadam": 5e-3, "sghmc": 5e-3}
+PAPER_EPSILON = {"adam": 1e-6, "rmsprop": 1e-12, "adadelta": 1e-6, "adamw": 1e-6, "nadam": 1e-6}
 EPSILON_POLICIES = ("paper", "keras")
-LR_SCHEDULES = ("inverse-time", "constant", "cyclical-cosine")
-SIGMA_SCHEDULES = ("log", "constant", "cyclical")
+#: The learning-rate schedules, with T = `decay_epochs` epochs worth of steps and t the step.
+LR_SCHEDULE_DOCS = {
+    "inverse-time": "lr_0 / (1 + t/T), the paper's",
+    "cosine": "lr_0 (1 + cos(pi min(t, T)/T)) / 2: from lr_0 down to 0 at step T (T defaults to "
+    "the run's length)",
+    "constant": "lr_0 at every step",
+    "cyclical-cosine": "the cosine from lr_0 to ~0 restarted every T steps (cyclical SG-MCMC)",
+}
+#: The noise-level schedules (Langevin optimizers), with the same T.
+SIGMA_SCHEDULE_DOCS = {
+    "log": "sigma_0 / sqrt(log(e + t/T)), the paper's slow annealing",
+    "cosine": "sigma_0 (1 + cos(pi min(t, T)/T)) / 2: from sigma_0 down to 0 at step T (T "
+    "defaults to the run's length)",
+    "constant": "sigma_0 at every step",
+    "cyclical": "0 in the first exploration fraction (0.8) of every cycle of T steps, sigma_0 "
+    "in the rest (cyclical SG-MCMC); refused if the run ends before the noise turns on",
+}
+LR_SCHEDULES = tuple(LR_SCHEDULE_DOCS)
+SIGMA_SCHEDULES = tuple(SIGMA_SCHEDULE_DOCS)
 #: Fraction of each cycle without noise of `sigma_schedule="cyclical"` unless given.
 CYCLICAL_EXPLORATION_FRACTION = 0.8
 
@@ -77,104 +118,19 @@ def parse_name(name):
         raise ValueError(f"Argument `optimizer` must be one of {OPTIMIZERS}. Received: {name!r}")
     if name.startswith("layer-l"):
         return name[len("layer-l") :], "layer"
-    if name in BASES:
+    if name in BASES + MORE_BASES:
         return name, "plain"
     return name[1:], "langevin"
 
 
-def make_optimizer(
-    name,
-    steps_per_epoch,
-    lr=None,
-    lr_schedule="inverse-time",
-    sigma=None,
-    sigma_schedule="log",
-    decay_epochs=20,
-    langevin_layers=PAPER_LAYER_FRACTION,
-    seed=None,
-    noise="gaussian",
-    epsilon="paper",
-    exploration_fraction=None,
-    **options,
-):
+def make_optimizer(name, steps_per_epoch, seed=None, **settings):
     """Builds the named optimizer with the paper's schedules by default.
 
-    Args:
-        name: one of `OPTIMIZERS`.
-        steps_per_epoch: optimizer steps in one epoch (sets T of the schedules).
-        lr: initial learning rate; None takes the paper's value for the base optimizer.
-        lr_schedule: "inverse-time" (the paper's) or "constant".
-        sigma: initial noise level for Langevin names; None takes the paper's value.
-        sigma_schedule: "log" (the paper's annealing) or "constant".
-        decay_epochs: T of both schedules, in epochs.
-        langevin_layers: fraction (or names, or "all") for the `layer-` names.
-        seed: noise seed (None: drawn from Python's `random`).
-        noise: "gaussian" or "rademacher".
-        epsilon: "paper" (`PAPER_EPSILON`, the author's bias in Keras's form), "keras"
-            (Keras's default) or a number; not used by SGD.
-        exploration_fraction: the noiseless fraction of each cycle of `sigma_schedule=
-            "cyclical"` (default `CYCLICAL_EXPLORATION_FRACTION`); refused with other schedules.
-        **options: further arguments of the optimizer's constructor (e.g. `rho`, `momentum`).
+    `settings` are those of `applications.settings.resolve` (lr, lr_schedule, decay_epochs,
+    epsilon, sigma, sigma_schedule, noise, langevin_layers, exploration_fraction, epochs, and
+    further constructor arguments such as `rho` or `momentum`); absent ones take their
+    defaults there. `steps_per_epoch` sets the T of the schedules, `seed` the noise seed.
     """
-    base, kind = parse_name(name)
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(
-            f"Argument `lr_schedule` must be one of {LR_SCHEDULES}. Received: {lr_schedule!r}"
-        )
-    if sigma_schedule not in SIGMA_SCHEDULES:
-        raise ValueError(
-            f"Argument `sigma_schedule` must be one of {SIGMA_SCHEDULES}. "
-            f"Received: {sigma_schedule!r}"
-        )
-    if steps_per_epoch < 1 or decay_epochs <= 0:
-        raise ValueError(
-            "Arguments `steps_per_epoch` and `decay_epochs` must be positive. Received: "
-            f"steps_per_epoch={steps_per_epoch!r}, decay_epochs={decay_epochs!r}"
-        )
-    if exploration_fraction is not None and (kind == "plain" or sigma_schedule != "cyclical"):
-        raise ValueError(
-            "Argument `exploration_fraction` is used only with sigma_schedule='cyclical'. "
-            f"Received: exploration_fraction={exploration_fraction!r}"
-        )
-    decay_steps = decay_epochs * steps_per_epoch
-    cycle_steps = max(1, round(decay_steps))
-    lr = PAPER_LR[base] if lr is None else float(lr)
-    learning_rate = lr
-    if lr_schedule == "inverse-time":
-        learning_rate = keras.optimizers.schedules.InverseTimeDecay(
-            lr, decay_steps=decay_steps, decay_rate=1.0
-        )
-    elif lr_schedule == "cyclical-cosine":
-        learning_rate = kl.sampling.CyclicalCosineDecay(lr, cycle_steps)
-    options = {**({} if base == "sgd" else _epsilon_option(base, epsilon)), **options}
-    if kind == "plain":
-        return KERAS_CLASSES[base](learning_rate=learning_rate, **options)
-    sigma = PAPER_SIGMA[base] if sigma is None else float(sigma)
-    noise_level = sigma
-    if sigma_schedule == "log":
-        noise_level = kl.schedules.LogAnnealing(sigma, decay=1.0 / decay_steps)
-    elif sigma_schedule == "cyclical":
-        if exploration_fraction is None:
-            exploration_fraction = CYCLICAL_EXPLORATION_FRACTION
-        noise_level = kl.sampling.CyclicalSigma(sigma, cycle_steps, exploration_fraction)
-    return LANGEVIN_CLASSES[base](
-        learning_rate=learning_rate,
-        sigma=noise_level,
-        langevin_layers=langevin_layers if kind == "layer" and langevin_layers != "all" else None,
-        seed=seed,
-        noise=noise,
-        **options,
-    )
+    from applications import settings as settings_lib
 
-
-def _epsilon_option(base, epsilon):
-    if epsilon == "paper":
-        return {"epsilon": PAPER_EPSILON[base]}
-    if epsilon in (None, "keras"):
-        return {}
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-        raise ValueError(
-            f"Argument `epsilon` must be 'paper', 'keras' or a positive number. "
-            f"Received: epsilon={epsilon!r}"
-        )
-    return {"epsilon": float(epsilon)}
+    return settings_lib.resolve(name, **settings).build(steps_per_epoch, seed=seed)

@@ -1,9 +1,18 @@
 """Train one model with one optimizer (`model.fit`), resumable, and export it.
 
     python -m applications.train                      # ResNet-20, Layer LAdam, embedded digits
+    python -m applications.train --lr-schedule inverse-time --sigma-schedule log  # the paper's
     python -m applications.train --optimizer adam --epochs 30 --output runs/adam
     python -m applications.train --model paper-resnet --dataset cifar10 --epochs 200 \\
         --optimizer layer-ladam --batch-size 128
+
+The defaults are the paper's optimizer settings (learning rate and sigma 5e-3, the author's
+epsilon, noise on the first 30% of the layers) except the schedules: the learning rate and
+sigma both follow a cosine from their initial value down to 0 at the last step of `--epochs`,
+so that the run ends converged (the paper's schedules, `--lr-schedule inverse-time
+--sigma-schedule log`, anneal over 40 epochs and stay large after 10). With a cosine schedule
+the run's length is part of its settings: continuing a finished run with more `--epochs` is
+refused (the schedule would have been another one); give `--decay-epochs` to fix T.
 
 Everything of a run goes to its directory (`--output`, by default `runs/<run name>`):
 
@@ -21,7 +30,8 @@ Resuming: a run that is interrupted (even killed) is continued by running the sa
 again. It restarts from the last completed epoch and ends with exactly the weights an
 uninterrupted run ends with: the backup holds the model and optimizer state (step counter,
 moments, noise seed), and the training data is one seeded stream of batches that is resumed at
-the right batch. A run that has already finished is not retrained (more `--epochs` continue it).
+the right batch. A run that has already finished is not retrained (more `--epochs` continue it
+when the schedules do not depend on the run's length).
 Running a different configuration in the same directory is refused, and so is a flag that
 the optimizer would not use (`--optimizer adam --sigma 0.1`). The test accuracy
 reported is measured on the dataset's test split after every epoch ("val_*" columns).
@@ -38,6 +48,10 @@ DEFAULTS = {
     "epochs": 10,
     "batch_size": 32,
     "seed": 0,
+    # Learning rate and sigma anneal to 0 over the run (T = --epochs), so that the run ends
+    # converged; `--lr-schedule inverse-time --sigma-schedule log` gives the paper's.
+    "lr_schedule": "cosine",
+    "sigma_schedule": "cosine",
 }
 
 
@@ -87,14 +101,14 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    cli.check_optimizer_flags(parser, args, [args.optimizer])
+    cli.check_optimizer_flags(parser, args, [args.optimizer], DEFAULTS)
     distribution = cli.setup_distribution(parser, args)
     run_name = args.run_name or f"{args.model}-{args.optimizer}-{args.dataset}-seed{args.seed}"
     run_dir = args.output or os.path.join("runs", run_name)
     export_dir = (
         (args.export_dir or os.path.join("saved_models", run_name)) if args.export else None
     )
-    try:
+    with cli.usage_errors(parser):
         summary, _ = engine.run(
             engine.RunConfig.from_args(args),
             run_dir,
@@ -103,8 +117,6 @@ def main(argv=None):
             extra_summary={"run_name": run_name, "args": vars(args)},
             distribution=distribution,
         )
-    except engine.UsageError as error:
-        parser.error(str(error))
     print(
         f"final test accuracy {summary.get('final_test_accuracy', float('nan')):.4f}, "
         f"best {summary.get('best_test_accuracy', float('nan')):.4f} "

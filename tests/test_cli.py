@@ -52,6 +52,11 @@ def test_seeds_count_or_list():
     assert cli.seeds_of(_parse([])) == [0, 1]  # the default is a list
 
 
+def test_seed_zero_alone_is_allowed():
+    assert cli.parse(lambda defaults: _parser(), {}, {}, ["--seeds", "0"])[1].seeds == [0]
+    assert cli.parse(lambda defaults: _parser(), {}, {}, ["--seeds", "0,"])[1].seeds == [0]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -101,6 +106,50 @@ def test_used_flags_get_their_defaults_and_unused_ones_none():
     assert (args.sigma_schedule, args.noise, args.langevin_layers) == ("log", "gaussian", 0.3)
     args = _parse(["--optimizers", "layer-ladam", "--langevin-layers", "conv_*,dense"])
     assert args.langevin_layers == ["conv_*", "dense"]
+
+
+def test_help_describes_every_schedule_and_states_the_defaults(monkeypatch):
+    from applications import optimizers
+
+    monkeypatch.setenv("COLUMNS", "10000")  # no line breaks inside words
+    text = " ".join(_parser().format_help().split())
+    for name, description in {
+        **optimizers.LR_SCHEDULE_DOCS,
+        **optimizers.SIGMA_SCHEDULE_DOCS,
+    }.items():
+        assert f"'{name}': {' '.join(description.split())}" in text
+    assert "(default: None)" not in text
+    assert "or a number (default: paper)" in text
+
+
+@pytest.mark.parametrize("epochs, refused", [(5, True), (16, True), (17, False)])
+def test_a_cyclical_sigma_that_never_samples_is_a_usage_error(epochs, refused, capsys):
+    argv = ["--optimizers", "lsgd", "--sigma-schedule", "cyclical", "--decay-epochs", "20"]
+    parser = _parser()
+    parser.add_argument("--epochs", type=int)
+    args = parser.parse_args([*argv, "--epochs", str(epochs)])
+    if not refused:
+        cli.check_optimizer_flags(parser, args, args.optimizers)
+        return
+    with pytest.raises(SystemExit) as exit_info:
+        cli.check_optimizer_flags(parser, args, args.optimizers)
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert f"--sigma-schedule cyclical --epochs {epochs} --decay-epochs 20.0:" in message
+    assert "never turns the noise on" in message
+
+
+def test_a_script_default_schedule_spans_its_epochs():
+    from applications import train
+
+    parser = train.build_parser()
+    args = parser.parse_args([])
+    cli.check_optimizer_flags(parser, args, [args.optimizer], train.DEFAULTS)
+    assert (args.lr_schedule, args.sigma_schedule) == ("cosine", "cosine")
+    assert args.decay_epochs == args.epochs == 10
+    args = parser.parse_args(["--optimizer", "adam", "--epochs", "4"])
+    cli.check_optimizer_flags(parser, args, [args.optimizer], train.DEFAULTS)
+    assert (args.sigma_schedule, args.decay_epochs) == (None, 4)
 
 
 def test_layer_names_parse_to_a_list():

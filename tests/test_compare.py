@@ -1,6 +1,7 @@
 """`python -m applications.compare`: outputs, same initial weights, argument errors."""
 
 import csv
+import shutil
 
 import numpy as np
 import pytest
@@ -68,8 +69,8 @@ def test_table_reports_mean_and_std_over_seeds(quick_comparison):
     _, rows = _rows(output / "results.csv")
     table = (output / "results.md").read_text()
     assert (
-        "| optimizer | runs | final test accuracy | best test accuracy | final train loss |"
-        in table
+        "| optimizer | runs | epochs | final test accuracy | best test accuracy | final train "
+        "loss |" in table
     )
     for name in ("adam", "layer-ladam"):
         finals = [
@@ -83,6 +84,25 @@ def test_table_reports_mean_and_std_over_seeds(quick_comparison):
         line = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
         assert f"{mean:.4f} ± {std:.4f}" in line
         assert line.count("±") == 3
+
+
+def test_stored_runs_keep_the_epochs_they_ran(quick_comparison, tmp_path):
+    # The finished runs of 2 epochs, compared again with --epochs 1: nothing is retrained, and
+    # the table reports the epochs the runs have (2), with their final values.
+    output, results = quick_comparison
+    shutil.copytree(output, tmp_path / "again")
+    again = compare.main(
+        ["--quick", "--optimizers", "adam,layer-ladam", "--seeds", "0,1", "--epochs", "1",
+         "--output", str(tmp_path / "again")]
+    )  # fmt: skip
+    epochs = compare.QUICK["epochs"]
+    table = (tmp_path / "again" / "results.md").read_text()
+    assert f", {epochs} epochs, batch size" in table and ", 1 epochs" not in table
+    for name in ("adam", "layer-ladam"):
+        assert again[name]["epochs"] == [epochs]
+        assert again[name]["final_test_accuracy"] == results[name]["final_test_accuracy"]
+        line = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        assert line.startswith(f"| {name} | 2 | {epochs} | ")
 
 
 def test_plot_is_a_png(quick_comparison):
@@ -121,9 +141,22 @@ def test_seeds_give_other_initial_weights(quick_comparison):
         (["--optimizers", "adam,lbfgs"], "unknown optimizer(s) 'lbfgs'"),
         (["--optimizers", "adam,adam"], "optimizers must be distinct"),
         (["--seeds", "0,x"], "--seeds: expected an integer >= 0, got 'x'"),
-        (["--seeds", "0"], "a count must be >= 1"),
+        (["--seeds", "0", "--optimizers", "sgd", "--sigma-schedule", "log"], "--sigma-schedule"),
+        (
+            [
+                "--optimizers",
+                "lsgd",
+                "--sigma-schedule",
+                "cyclical",
+                "--epochs",
+                "3",
+                "--decay-epochs",
+                "4",
+            ],
+            "--sigma-schedule cyclical --epochs 3 --decay-epochs 4.0",
+        ),
         (["--model", "transformer"], "unknown model 'transformer'"),
-        (["--lr-schedule", "cosine"], "invalid choice: 'cosine'"),
+        (["--lr-schedule", "step"], "invalid choice: 'step'"),
         (["--optimizers", "adam,sgd", "--sigma", "0.1"], "--sigma is used by only the Langevin"),
         (["--optimizers", "adam", "--langevin-layers", "dense_*"], "--langevin-layers is used"),
         (["--optimizers", "layer-ladam", "--langevin-layers", "nope_*"], "names no layer"),

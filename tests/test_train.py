@@ -38,7 +38,9 @@ ARGS = [
     "--batch-size", "32",
     "--train-take", "480",
     "--test-take", "64",
-    "--decay-epochs", "1",  # a fast schedule: lr and sigma visibly decrease within 5 epochs
+    "--lr-schedule", "inverse-time",  # the paper's schedules (train's default is cosine),
+    "--sigma-schedule", "log",
+    "--decay-epochs", "1",  # fast: lr and sigma visibly decrease within 5 epochs
     "--seed", "3",
     "--verbose", "2",
 ]  # fmt: skip
@@ -148,7 +150,9 @@ def test_logs_and_summary(runs):
     assert summary["resumed_from_epoch"] == 0
     assert summary["args"]["optimizer"] == "layer-ladam"
     assert summary["args"]["model_options"] == [["width", 8], ["batch_norm", True]]
-    assert summary["settings"]["langevin_layers"] == 0.3 and summary["settings"]["sigma"] is None
+    # the records hold the values used, the defaults resolved
+    assert summary["settings"]["langevin_layers"] == 0.3 and summary["settings"]["sigma"] == 5e-3
+    assert (summary["settings"]["lr"], summary["settings"]["epsilon"]) == (5e-3, 1e-6)
     val_accuracy = [float(row["val_accuracy"]) for row in rows]
     assert summary["final_test_accuracy"] == pytest.approx(val_accuracy[-1])
     assert summary["best_test_accuracy"] == pytest.approx(max(val_accuracy))
@@ -298,6 +302,10 @@ def test_resuming_with_other_settings_is_refused(runs, capsys):
         (["--optimizer", "ladam", "--langevin-layers", "0.5"], "--langevin-layers is used by"),
         (["--optimizer", "sgd", "--epsilon", "keras"], "--epsilon is used by"),
         (["--model", "mlp-3", "--langevin-layers", "nope_*"], "names no layer of the model"),
+        (
+            ["--sigma-schedule", "cyclical", "--epochs", "5", "--decay-epochs", "20"],
+            "--sigma-schedule cyclical --epochs 5 --decay-epochs 20.0: sigma_schedule=",
+        ),
     ],
 )
 def test_bad_arguments_fail_early(argv, message, capsys, tmp_path):
