@@ -232,6 +232,28 @@ def test_sampler_collects_after_burn_in_every_k_epochs(tmp_path):
     assert np.abs(moving_mean).max() > 1e-3
 
 
+def test_several_fits_sample_as_one_long_fit(tmp_path):
+    """Epochs are counted with the optimizer's steps: two fits of 3 epochs take the samples
+    (epochs, steps and weights) of one fit of 6, burn-in included."""
+    x, y = _data()
+    runs = {}
+    for name, calls in (("long", [6]), ("split", [3, 3])):
+        model = _model()
+        directory = tmp_path / name
+        for epochs in calls:
+            sampler = sampling.PosteriorSampler(directory, burn_in_epochs=4)
+            model.fit(
+                x, y, batch_size=16, epochs=epochs, verbose=0, shuffle=False, callbacks=[sampler]
+            )
+        runs[name] = (model, sampling.load_samples(directory))
+    (model, long), (_, split) = runs["long"], runs["split"]
+    assert [s.epoch for s in split] == [s.epoch for s in long] == [5, 6]
+    assert [s.step for s in split] == [s.step for s in long] == [20, 24]
+    for a, b in zip(long, split):
+        for u, v in zip(_sample_weights(model, a.path), _sample_weights(model, b.path)):
+            np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize(
     "kwargs,argument",
     [

@@ -2,6 +2,7 @@
 
 import collections
 import json
+import math
 import os
 
 import keras
@@ -74,6 +75,13 @@ class PosteriorSampler(keras.callbacks.Callback):
     epoch `e` when `e > burn_in_epochs` and either `(e - burn_in_epochs)` is a multiple of
     `every_epochs`, or, when `epochs` is given, `e` is in `epochs` (for cyclical SG-MCMC:
     `epochs=CyclicalSigma(...).sampling_epochs(steps_per_epoch, num_epochs)`, the cycle ends).
+
+    Epochs are counted with the optimizer's step counter (`optimizer.iterations`), not with
+    the epoch number of the current `fit` call (which Keras starts at 0 in every call): the
+    epoch that ends after `step` updates, `K` of them in that epoch, is epoch `ceil(step / K)`
+    (with a constant number `K` of steps per epoch: epoch `e` ends after `e * K` updates).
+    Several `fit` calls therefore sample as one long `fit` would, and `burn_in_epochs` counts
+    from the optimizer's first update, whichever call made it.
 
     At most `max_samples` samples: once the directory holds that many, the sampler stops
     collecting (later epochs are not sampled). It keeps the earliest samples rather than a
@@ -177,8 +185,15 @@ class PosteriorSampler(keras.callbacks.Callback):
             )
         self._samples = load_samples(self.directory)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start_step = self._step()
+
     def on_epoch_end(self, epoch, logs=None):
-        epoch = epoch + 1  # Keras counts from 0; "after epoch e" counts from 1
+        step = self._step()
+        steps = step - getattr(self, "_epoch_start_step", 0)
+        if steps <= 0:
+            return  # no update in this epoch: nothing new to sample
+        epoch = math.ceil(step / steps)  # counted from 1, over all `fit` calls
         if not self.wants_epoch(epoch):
             return
         if any(sample.epoch == epoch for sample in self._samples):
@@ -188,6 +203,9 @@ class PosteriorSampler(keras.callbacks.Callback):
         self._write_sample(epoch)
 
     # ---------------------------------------------------------------------------- disk
+
+    def _step(self):
+        return int(ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def _weight_shapes(self):
         return [list(w.shape) for w in self.model.weights]
@@ -199,8 +217,7 @@ class PosteriorSampler(keras.callbacks.Callback):
         _weights_io.save_model_weights(self.model, temporary)
         _fsync(temporary)
         os.replace(temporary, final)
-        optimizer = getattr(self.model, "optimizer", None)
-        step = None if optimizer is None else int(ops.convert_to_numpy(optimizer.iterations))
+        step = self._step()
         samples = sorted(self._samples + [Sample(epoch, step, final)], key=lambda s: s.epoch)
         self._write_manifest(samples)
         self._samples = samples
