@@ -22,8 +22,11 @@ Families (each one a function whose depth and width are arguments):
 the families share.
 
 `build_model(name, ...)` picks a family and its settings from a name: the names
-in `MODEL_NAMES`, or the patterns `mlp-<depth>`, `cnn-<depth>`, `resnet-<depth>` and
-`densenet-<depth>`. Each module
+in `MODEL_NAMES`, or the patterns `mlp-<depth>`, `cnn-<depth>`, `resnet-<depth>`,
+`resnet-nobn-<depth>` (no batch normalization) and `densenet-<depth>`.
+
+Kernel initialisers: `mlp`, `plain_cnn` and `cifar_resnet` take `init="he"` (default, the
+ReLU networks' choice), `"glorot"` or `"orthogonal"` (`INITS`, `kernel_initializer_for`). Each module
 of `_REGISTRANTS` declares its names in `PRESETS` (name -> `Preset`) and may
 declare name patterns in `PATTERNS`; adding a family is one module and one
 entry there.
@@ -46,10 +49,12 @@ from applications.models import (
 )
 from applications.models._layers import (
     BN_EPSILON,
+    INITS,
     Preset,
     count_graph_nodes,
     ensure_recursion_limit,
     functional_model,
+    kernel_initializer_for,
 )
 from applications.models.cifar_resnets import basic_block, cifar_resnet, zero_pad_shortcut
 from applications.models.densenets import dense_layer, densenet, transition_layer
@@ -130,6 +135,7 @@ def build_model(name, input_shape=(32, 32, 3), classes=10, **kwargs):
 
 __all__ = [
     "BN_EPSILON",
+    "INITS",
     "KERAS_APPLICATIONS",
     "MODEL_NAMES",
     "PATTERNS",
@@ -145,6 +151,7 @@ __all__ = [
     "functional_model",
     "is_model_name",
     "keras_application",
+    "kernel_initializer_for",
     "mlp",
     "plain_cnn",
     "preact_bottleneck_block",

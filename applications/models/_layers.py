@@ -18,6 +18,7 @@ Pure Python calls do not consume the C stack in CPython 3.11 and later, so a hig
 is safe.
 """
 
+import math
 import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -107,6 +108,47 @@ def functional_model(inputs, outputs, name):
 
 
 # ---------------------------------------------------------------------------
+# Kernel initialisers
+# ---------------------------------------------------------------------------
+
+#: The kernel initialisers a builder's `init` argument names.
+INITS = ("he", "glorot", "orthogonal")
+
+
+def kernel_initializer_for(init, activation="relu"):
+    """The Keras initializer identifier of `init` for kernels followed by `activation`.
+
+    * ``"he"``: He-normal (variance 2 / fan_in), the default of the ReLU builders: it keeps
+      the second moment of the signal through a ReLU layer;
+    * ``"glorot"``: Glorot-uniform (variance 2 / (fan_in + fan_out)), Keras's default for
+      Dense and Conv layers: with ReLU it halves the signal's second moment per layer;
+    * ``"orthogonal"``: an orthogonal matrix (convolutions: of the kernel reshaped to
+      (k*k*in, out)) with gain sqrt(2) before a ReLU (He's scale), 1 otherwise.
+
+    Returns an identifier that `keras.initializers.get` turns into a fresh initializer for
+    every layer (a string, or a config dict for the orthogonal one).
+
+    Raises:
+        ValueError: `init` is not one of :data:`INITS`.
+    """
+    if init not in INITS:
+        raise ValueError(f"Argument `init` must be one of {INITS}. Received: init={init!r}")
+    if init == "he":
+        return "he_normal"
+    if init == "glorot":
+        return "glorot_uniform"
+    gain = math.sqrt(2.0) if activation == "relu" else 1.0
+    return {"class_name": "Orthogonal", "config": {"gain": gain}}
+
+
+def resolve_kernel_initializer(init, kernel_initializer, activation="relu"):
+    """`kernel_initializer` when given (it wins), else the initializer of `init`; `init` is
+    checked in both cases."""
+    identifier = kernel_initializer_for(init, activation)
+    return identifier if kernel_initializer is None else kernel_initializer
+
+
+# ---------------------------------------------------------------------------
 # Layers
 # ---------------------------------------------------------------------------
 
@@ -121,13 +163,13 @@ def _bn_relu(x, bn_name, relu_name):
     return layers.Activation("relu", name=relu_name)(x)
 
 
-def _stem_conv(inputs, filters, kernel_initializer):
-    """The 3x3 stem convolution (no bias) of the CIFAR ResNets and DenseNets."""
+def _stem_conv(inputs, filters, kernel_initializer, use_bias=False):
+    """The 3x3 stem convolution (no bias by default) of the CIFAR ResNets and DenseNets."""
     return layers.Conv2D(
         filters,
         3,
         padding="same",
-        use_bias=False,
+        use_bias=use_bias,
         kernel_initializer=kernel_initializer,
         name="stem_conv",
     )(inputs)

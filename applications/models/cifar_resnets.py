@@ -2,9 +2,17 @@
 
 6n+2 layers of basic blocks with 16/32/64 filters: :func:`cifar_resnet`, its block
 :func:`basic_block` and the parameter-free shortcut :func:`zero_pad_shortcut`. Registers
-resnet20, resnet32, resnet44, resnet56, resnet110 and resnet1202.
+resnet20, resnet32, resnet44, resnet56, resnet110 and resnet1202, the pattern
+`resnet-<depth>` and the BatchNorm-free pattern `resnet-nobn-<depth>`.
+
+Without batch normalization (`batch_norm=False`) every residual branch is multiplied by
+`1 / sqrt(B)`, B the number of blocks: with He kernels a branch has about the second moment
+of its input, so the sum's moment grows by at most a factor (1 + 1/B) per block, e in all,
+instead of doubling at every block.
 """
 
+import functools
+import math
 import re
 
 from keras import layers
@@ -19,6 +27,7 @@ from applications.models._layers import (
     _classifier_head,
     _stem_conv,
     functional_model,
+    resolve_kernel_initializer,
 )
 
 SHORTCUTS = ("zero_pad", "projection")
@@ -70,7 +79,7 @@ def _check_shortcut(shortcut):
         )
 
 
-def _shortcut(x, filters, stride, shortcut, kernel_initializer, name):
+def _shortcut(x, filters, stride, shortcut, kernel_initializer, name, batch_norm=True):
     """The shortcut of a basic block: identity, zero padding or projection."""
     channel_axis = _channel_axis()
     if stride == 1 and x.shape[channel_axis] == filters:
@@ -82,21 +91,31 @@ def _shortcut(x, filters, stride, shortcut, kernel_initializer, name):
         filters,
         1,
         strides=stride,
-        use_bias=False,
+        use_bias=not batch_norm,
         kernel_initializer=kernel_initializer,
         name=f"{name}_shortcut_conv",
     )(x)
+    if not batch_norm:
+        return residual
     return layers.BatchNormalization(
         axis=channel_axis, epsilon=BN_EPSILON, name=f"{name}_shortcut_bn"
     )(residual)
 
 
 def basic_block(
-    x, filters, stride=1, shortcut="zero_pad", kernel_initializer="he_normal", name=None
+    x,
+    filters,
+    stride=1,
+    shortcut="zero_pad",
+    kernel_initializer="he_normal",
+    name=None,
+    batch_norm=True,
+    residual_scale=None,
 ):
     """Residual block of two 3x3 convolutions (He et al., 2016).
 
-    conv-BN-ReLU-conv-BN, added to the shortcut, then ReLU.
+    conv-BN-ReLU-conv-BN, added to the shortcut, then ReLU. Without batch normalization:
+    conv-ReLU-conv (with biases), times `residual_scale`, added to the shortcut, then ReLU.
 
     Args:
         x: input tensor.
@@ -108,16 +127,30 @@ def basic_block(
             When the shape does not change the shortcut is the identity.
         kernel_initializer: initializer of the convolution kernels.
         name: prefix of the layer names.
+        batch_norm: whether the convolutions are followed by batch normalization.
+        residual_scale: a constant multiplying the residual branch (None: 1).
 
     Returns:
         Output tensor for the block.
     """
-    residual = _shortcut(x, filters, stride, shortcut, kernel_initializer, name)
-    convolution = {"padding": "same", "use_bias": False, "kernel_initializer": kernel_initializer}
+    residual = _shortcut(x, filters, stride, shortcut, kernel_initializer, name, batch_norm)
+    convolution = {
+        "padding": "same",
+        "use_bias": not batch_norm,
+        "kernel_initializer": kernel_initializer,
+    }
     x = layers.Conv2D(filters, 3, strides=stride, name=f"{name}_conv1", **convolution)(x)
-    x = _bn_relu(x, f"{name}_bn1", f"{name}_relu1")
+    if batch_norm:
+        x = _bn_relu(x, f"{name}_bn1", f"{name}_relu1")
+    else:
+        x = layers.Activation("relu", name=f"{name}_relu1")(x)
     x = layers.Conv2D(filters, 3, name=f"{name}_conv2", **convolution)(x)
-    x = layers.BatchNormalization(axis=_channel_axis(), epsilon=BN_EPSILON, name=f"{name}_bn2")(x)
+    if batch_norm:
+        x = layers.BatchNormalization(axis=_channel_axis(), epsilon=BN_EPSILON, name=f"{name}_bn2")(
+            x
+        )
+    if residual_scale is not None:
+        x = layers.Rescaling(residual_scale, name=f"{name}_scale")(x)
     x = layers.Add(name=f"{name}_add")([residual, x])
     return layers.Activation("relu", name=f"{name}_out")(x)
 
@@ -129,9 +162,11 @@ def cifar_resnet(
     blocks_per_stage=None,
     base_filters=16,
     shortcut="zero_pad",
-    kernel_initializer="he_normal",
+    kernel_initializer=None,
     classifier_activation="softmax",
     name=None,
+    init="he",
+    batch_norm=True,
 ):
     """CIFAR ResNet of He et al. (2016), "Deep Residual Learning".
 
@@ -152,13 +187,21 @@ def cifar_resnet(
         shortcut: `"zero_pad"` (parameter-free, the original "option A") or
             `"projection"` (1x1 convolutions, "option B") for the shortcuts
             that change shape.
-        kernel_initializer: initializer of the convolution kernels.
+        kernel_initializer: initializer of the convolution kernels; None (default): the
+            one `init` names. Given, it wins over `init`.
         classifier_activation: activation of the classifier.
         name: model name; `resnet<depth>` by default.
+        init: the convolution kernels' initialiser, "he" (default), "glorot" or
+            "orthogonal" (`applications.models.kernel_initializer_for`).
+        batch_norm: False builds the network without batch normalization: the
+            convolutions get biases and every residual branch is scaled by 1/sqrt(blocks).
 
     Returns:
         A `keras.Model`.
     """
+    kernel_initializer = resolve_kernel_initializer(init, kernel_initializer)
+    if not isinstance(batch_norm, bool):
+        raise TypeError(f"`batch_norm` must be True or False; received batch_norm={batch_norm!r}")
     blocks_per_stage = _blocks_from_depth(
         depth, blocks_per_stage, "blocks_per_stage", 2, "CIFAR ResNet", 20
     )
@@ -169,8 +212,12 @@ def cifar_resnet(
         name = f"resnet{2 * sum(blocks_per_stage) + 2}"
 
     inputs = layers.Input(shape=input_shape, name="image")
-    x = _stem_conv(inputs, base_filters, kernel_initializer)
-    x = _bn_relu(x, "stem_bn", "stem_relu")
+    x = _stem_conv(inputs, base_filters, kernel_initializer, use_bias=not batch_norm)
+    if batch_norm:
+        x = _bn_relu(x, "stem_bn", "stem_relu")
+    else:
+        x = layers.Activation("relu", name="stem_relu")(x)
+    scale = None if batch_norm else 1.0 / math.sqrt(sum(blocks_per_stage))
     for stage, blocks in enumerate(blocks_per_stage):
         for block in range(blocks):
             x = basic_block(
@@ -180,6 +227,8 @@ def cifar_resnet(
                 shortcut=shortcut,
                 kernel_initializer=kernel_initializer,
                 name=f"stage{stage + 1}_block{block + 1}",
+                batch_norm=batch_norm,
+                residual_scale=scale,
             )
     outputs = _classifier_head(x, classes, classifier_activation)
     return functional_model(inputs, outputs, name=name)
@@ -191,4 +240,11 @@ PRESETS = {
 }
 
 # Any depth (6n+2) by name, as the depth study uses them: "resnet-8", "resnet-56".
-PATTERNS = {"resnet-<depth>": (re.compile(r"resnet-(\d+)"), cifar_resnet)}
+# "resnet-nobn-<depth>": the same without batch normalization (residual branches scaled).
+PATTERNS = {
+    "resnet-<depth>": (re.compile(r"resnet-(\d+)"), cifar_resnet),
+    "resnet-nobn-<depth>": (
+        re.compile(r"resnet-nobn-(\d+)"),
+        functools.partial(cifar_resnet, batch_norm=False),
+    ),
+}

@@ -14,6 +14,7 @@ from applications.models._layers import (
     _check_positive_int,
     _classifier_head,
     functional_model,
+    resolve_kernel_initializer,
 )
 
 
@@ -23,10 +24,11 @@ def mlp(
     depth=10,
     width=64,
     activation="relu",
-    kernel_initializer="glorot_uniform",
+    kernel_initializer=None,
     classifier_activation="softmax",
     name=None,
     l2=None,
+    init="he",
 ):
     """Plain fully connected network: Flatten, `depth - 1` hidden Dense
     layers, and the classifier (so `depth` Dense layers in all).
@@ -37,17 +39,22 @@ def mlp(
         depth: number of Dense layers, the classifier included (>= 1).
         width: units of each hidden layer.
         activation: activation of the hidden layers.
-        kernel_initializer: initializer of the hidden kernels.
+        kernel_initializer: initializer of the hidden kernels; None (default): the one
+            `init` names. Given, it wins over `init`.
         classifier_activation: activation of the classifier.
         name: model name; `mlp-<depth>` by default.
         l2: optional coefficient `lam > 0` of a `keras.regularizers.L2` on every
             Dense kernel (the classifier's included, not the biases). With a
             loss averaged over `N` examples it is a Gaussian prior of variance
             `1 / (2 N lam)` on each kernel weight (docs/posterior_sampling.md).
+        init: the hidden kernels' initialiser, "he" (default), "glorot" or "orthogonal"
+            (`applications.models.kernel_initializer_for`). The classifier keeps Keras's
+            default (Glorot-uniform) whatever `init`.
 
     Returns:
         A `keras.Model`.
     """
+    kernel_initializer = resolve_kernel_initializer(init, kernel_initializer, activation)
     _check_positive_int("depth", depth)
     _check_positive_int("width", width)
     _check_positive_int("classes", classes)
@@ -94,9 +101,10 @@ def plain_cnn(
     batch_norm=False,
     double_width_on_downsample=True,
     activation="relu",
-    kernel_initializer="glorot_uniform",
+    kernel_initializer=None,
     classifier_activation="softmax",
     name=None,
+    init="he",
 ):
     """Plain convolutional network (no shortcuts) of any depth.
 
@@ -118,13 +126,17 @@ def plain_cnn(
         double_width_on_downsample: whether each downsampling doubles the
             number of filters.
         activation: activation after each convolution.
-        kernel_initializer: initializer of the convolution kernels.
+        kernel_initializer: initializer of the convolution kernels; None (default): the
+            one `init` names. Given, it wins over `init`.
         classifier_activation: activation of the classifier.
         name: model name; `cnn-<depth>` by default.
+        init: the convolution kernels' initialiser, "he" (default), "glorot" or
+            "orthogonal" (`applications.models.kernel_initializer_for`).
 
     Returns:
         A `keras.Model`.
     """
+    kernel_initializer = resolve_kernel_initializer(init, kernel_initializer, activation)
     _check_positive_int("depth", depth)
     _check_positive_int("width", width)
     _check_positive_int("classes", classes)
