@@ -33,6 +33,8 @@ import os
 import shutil
 import tempfile
 
+from applications import _keras_patches
+
 MODES = ("off", "mirrored", "multi-worker", "data-parallel", "model-parallel")
 TENSORFLOW_MODES = ("mirrored", "multi-worker")
 JAX_MODES = ("data-parallel", "model-parallel")
@@ -270,9 +272,15 @@ def _setup_tensorflow(mode, cpu_devices, environ):
         strategy=strategy,
         task=f"{task_type}-{index}",
         is_chief=is_chief,
-        num_processes=strategy.extended._num_workers,
+        num_processes=_cluster_size(strategy),
         devices=list(strategy.extended.worker_devices),
     )
+
+
+def _cluster_size(strategy):
+    """The processes of a multi-worker strategy: its cluster's chief and workers."""
+    cluster = strategy.cluster_resolver.cluster_spec()
+    return sum(cluster.num_tasks(job) for job in ("chief", "worker") if job in cluster.jobs)
 
 
 def _setup_jax(mode, cpu_devices, model_shards, environ):
@@ -329,8 +337,9 @@ def kernel_parallel(mesh):
 
     class KernelParallel(keras.distribution.ModelParallel):
         def get_variable_layout(self, variable):
-            if getattr(variable, "_layout", None) is not None:
-                return variable._layout
+            layout = _keras_patches.assigned_layout(variable)
+            if layout is not None:
+                return layout
             shape = tuple(variable.shape)
             shards = self.device_mesh.shape[1]
             if variable.path.endswith("kernel") and shape and shape[-1] % shards == 0:
@@ -364,89 +373,17 @@ def global_batch(array, keras_distribution):
     return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
 
 
-@contextlib.contextmanager
 def keras_global_batches():
     """Lets Keras 3's JAX `fit` and `evaluate`, under a Keras distribution, take every batch
-    of the data, the partial one included, split among the replicas.
-
-    Keras (3.15) gives every batch the layout it computed for the first one, the batch axis
-    split over the mesh; an epoch's last batch, of another size, fails unless the replicas
-    divide it ("IndivisibleError"), and several processes get their parts from a split of
-    the dataset that goes out of step after such a batch. The patched iterator (for the
-    duration of the block) lays out each batch by its own size with `global_batch`, from the
-    whole batch that every process reads.
-    """
-    import keras
-    from keras.src.backend.jax import trainer as jax_trainer
-
-    original = jax_trainer.JAXEpochIterator._get_distributed_iterator
-
-    def distributed_iterator(self, distribution):
-        for data in self.data_adapter.get_jax_iterator():
-            yield keras.tree.map_structure(lambda a: global_batch(a, distribution), data)
-
-    jax_trainer.JAXEpochIterator._get_distributed_iterator = distributed_iterator
-    try:
-        yield
-    finally:
-        jax_trainer.JAXEpochIterator._get_distributed_iterator = original
+    of the data, the partial one included, split among the replicas, each laid out by its own
+    size with `global_batch` from the whole batch that every process reads (the patch
+    `_keras_patches.jax_batches_by_size`, on the Keras releases that need it)."""
+    return _keras_patches.jax_batches_by_size(lambda array, dist: global_batch(array, dist))
 
 
-@contextlib.contextmanager
 def keras_distributed_fit(model):
     """Lets Keras 3's `model.fit` run under `MultiWorkerMirroredStrategy`, and keeps the data
-    order of one device under any `tf.distribute` strategy.
-
-    Two steps of Keras's TensorFlow trainer fail under the multi-worker strategy (Keras 3.15;
-    keras-team/keras#20585, tensorflow/tensorflow#72388), and this patch replaces exactly those
-    two, for `model` and the duration of the block:
-
-    * `_maybe_symbolic_build` takes a batch of the distributed dataset and reduces it across
-      workers (`strategy.reduce("MEAN", batch, axis=None)`), which fails on the per-replica
-      values ("Attempt to convert a value (PerReplica...)"). It only needs the batch's shapes
-      and dtypes to build the metrics, so the patched step builds from the dataset's
-      `element_spec`: no batch is drawn, nothing is reduced. Under every strategy this also
-      keeps the training stream of one device: Keras's step opens an iterator and draws a
-      batch before training opens another, and a dataset reshuffled at each iteration then
-      trains on its second shuffle.
-    * `reduce_per_replica` reduces the step's logs (scalar metric results) with
-      `strategy.reduce("MEAN", value, axis=0)`, an error on a scalar. The patched function
-      reduces scalars with `axis=None` (the mean over the replicas, what `MirroredStrategy`'s
-      logs hold) and leaves every other case to Keras.
-    """
-    from keras.src import tree
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    original_reduce = tf_trainer.reduce_per_replica
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction not in ("auto", "mean") or not tf_trainer._collective_all_reduce_multi_worker(
-            strategy
-        ):
-            return original_reduce(values, strategy, reduction)
-
-        def reduce(value):
-            if getattr(value, "shape", None) is not None and value.shape.rank == 0:
-                return strategy.reduce("MEAN", value, axis=None)
-            return original_reduce(value, strategy, reduction)
-
-        return tree.map_structure(reduce, values)
-
-    def maybe_symbolic_build(self, iterator=None, data_batch=None):
-        import keras
-
-        if iterator is not None:
-            spec = iterator.data_adapter.get_tf_dataset().element_spec
-            data_batch = tree.map_structure(
-                lambda s: keras.KerasTensor(tuple(s.shape), s.dtype.name), spec
-            )
-        with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-    tf_trainer.reduce_per_replica = reduce_per_replica
-    object.__setattr__(model, "_maybe_symbolic_build", maybe_symbolic_build.__get__(model))
-    try:
-        yield
-    finally:
-        tf_trainer.reduce_per_replica = original_reduce
-        object.__delattr__(model, "_maybe_symbolic_build")
+    order of one device under any `tf.distribute` strategy (the patch
+    `_keras_patches.multi_worker_fit`: the metrics built from the dataset's element spec, no
+    batch drawn; scalar logs reduced across workers)."""
+    return _keras_patches.multi_worker_fit(model)

@@ -1,0 +1,239 @@
+"""Every use of Keras internals by the harness (`applications/`), in one place, each guarded.
+
+Whatever in `applications/` reaches below Keras's public API (a `keras.src` module, an
+underscore attribute of a Keras object, a Keras function replaced for a while) does it here.
+Every use checks that its target exists and raises `KerasInternalsError`, naming the installed
+Keras version, when it does not: a Keras release that renames something fails loudly at the
+first use instead of silently running without the patch. A patch that only some Keras releases
+need says which (`*_NEEDED_BEFORE`) and leaves the others alone; `tests/test_keras_patches.py`
+checks each patch on the installed Keras (applied where needed, absent elsewhere, loud when its
+target is gone).
+
+Sections (add a new one at the end, under its own banner):
+
+1. Guards: `KerasInternalsError`, `internal_module`, `internal_attribute`, `replaced`.
+2. tf.distribute: `multi_worker_fit` (Keras's TensorFlow trainer under
+   `MultiWorkerMirroredStrategy`).
+3. keras.distribution on JAX: `jax_batches_by_size` (Keras's JAX epoch iterator),
+   `assigned_layout` (a variable's layout).
+"""
+
+import contextlib
+import importlib
+
+import keras
+
+# ----------------------------------------------------------------------------- 1. guards
+
+
+class KerasInternalsError(RuntimeError):
+    """A Keras internal that the harness relies on is missing from the installed Keras."""
+
+
+def keras_release(version=None):
+    """`(major, minor)` of `version` (default: the installed Keras); a development release
+    counts as its release (`3.16.0.dev2026...` is `(3, 16)`)."""
+    from packaging.version import Version
+
+    return Version(keras.__version__ if version is None else version).release[:2]
+
+
+def _missing(what, needed_for):
+    return KerasInternalsError(
+        f"{needed_for} needs {what}, which Keras {keras.__version__} does not have; "
+        "applications/_keras_patches.py must be updated for this Keras version"
+    )
+
+
+def internal_module(name, needed_for):
+    """The Keras module `name` (e.g. `keras.src.backend.jax.trainer`); `KerasInternalsError`
+    if this Keras has no such module. `needed_for` says what the harness uses it for."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        raise _missing(f"the module {name}", needed_for) from error
+
+
+def internal_attribute(owner, name, needed_for):
+    """`owner.name` (a Keras module, class or object); `KerasInternalsError` if missing."""
+    if not hasattr(owner, name):
+        label = getattr(owner, "__name__", type(owner).__name__)
+        raise _missing(f"{label}.{name}", needed_for)
+    return getattr(owner, name)
+
+
+@contextlib.contextmanager
+def replaced(owner, name, replacement, needed_for):
+    """Replaces `owner.name` by `replacement` for the block and restores it after (deletes it
+    again if it was inherited rather than set on `owner`). Yields the original; raises
+    `KerasInternalsError` if `owner` has no `name` to replace."""
+    original = internal_attribute(owner, name, needed_for)
+    own = name in vars(owner)
+    setattr(owner, name, replacement)
+    try:
+        yield original
+    finally:
+        if own:
+            setattr(owner, name, original)
+        else:
+            delattr(owner, name)
+
+
+# ----------------------------------------------------------------------------- 2. tf.distribute
+
+_TF_TRAINER = "keras.src.backend.tensorflow.trainer"
+_MULTI_WORKER_FIT = "model.fit under MultiWorkerMirroredStrategy (applications.distribute)"
+
+
+@contextlib.contextmanager
+def multi_worker_fit(model):
+    """Lets Keras 3's `model.fit` run under `MultiWorkerMirroredStrategy`, and keeps the data
+    order of one device under any `tf.distribute` strategy (every Keras release so far, 3.10 to
+    3.16.dev: keras-team/keras#20585, tensorflow/tensorflow#72388).
+
+    Two steps of Keras's TensorFlow trainer fail under the multi-worker strategy; this patch
+    replaces exactly those two, for `model` and the duration of the block:
+
+    * `_maybe_symbolic_build` takes a batch of the distributed dataset and reduces it across
+      workers (`strategy.reduce("MEAN", batch, axis=None)`), which fails on the per-replica
+      values ("Attempt to convert a value (PerReplica...)"). It only needs the batch's shapes
+      and dtypes to build the metrics, so the patched step builds from the dataset's
+      `element_spec`: no batch is drawn, nothing is reduced. Under every strategy this also
+      keeps the training stream of one device: Keras's step opens an iterator and draws a
+      batch before training opens another, and a dataset reshuffled at each iteration then
+      trains on its second shuffle.
+    * the module function `reduce_per_replica` reduces the step's logs (scalar metric results)
+      with `strategy.reduce("MEAN", value, axis=0)`, an error on a scalar. The patched function
+      reduces scalars with `axis=None` (the mean over the replicas, what `MirroredStrategy`'s
+      logs hold) and leaves every other case to Keras.
+    """
+    tf_trainer = internal_module(_TF_TRAINER, _MULTI_WORKER_FIT)
+    is_multi_worker = internal_attribute(
+        tf_trainer, "_collective_all_reduce_multi_worker", _MULTI_WORKER_FIT
+    )
+    symbolic_build = internal_attribute(model, "_symbolic_build", _MULTI_WORKER_FIT)
+    internal_attribute(model, "_maybe_symbolic_build", _MULTI_WORKER_FIT)
+    original_reduce = internal_attribute(tf_trainer, "reduce_per_replica", _MULTI_WORKER_FIT)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not is_multi_worker(strategy):
+            return original_reduce(values, strategy, reduction)
+
+        def reduce(value):
+            if getattr(value, "shape", None) is not None and value.shape.rank == 0:
+                return strategy.reduce("MEAN", value, axis=None)
+            return original_reduce(value, strategy, reduction)
+
+        return keras.tree.map_structure(reduce, values)
+
+    def maybe_symbolic_build(iterator=None, data_batch=None):
+        if iterator is not None:
+            adapter = internal_attribute(iterator, "data_adapter", _MULTI_WORKER_FIT)
+            spec = adapter.get_tf_dataset().element_spec
+            data_batch = keras.tree.map_structure(
+                lambda s: keras.KerasTensor(tuple(s.shape), s.dtype.name), spec
+            )
+        with model.distribute_strategy.scope():
+            symbolic_build(data_batch=data_batch)
+
+    with replaced(tf_trainer, "reduce_per_replica", reduce_per_replica, _MULTI_WORKER_FIT):
+        object.__setattr__(model, "_maybe_symbolic_build", maybe_symbolic_build)
+        try:
+            yield
+        finally:
+            object.__delattr__(model, "_maybe_symbolic_build")
+
+
+# ----------------------------------------------------------------------------- 3. JAX distribution
+
+_JAX_TRAINER = "keras.src.backend.jax.trainer"
+_BATCHES_BY_SIZE = "JAX data parallelism with partial batches (applications.distribute)"
+# Keras 3.10-3.15 lay out every batch of an epoch like its first (`JAXEpochIterator.
+# _get_distributed_iterator`); from 3.16 `_get_iterator` lays out each batch by its own shape.
+BATCHES_BY_SIZE_NEEDED_BEFORE = (3, 16)
+
+
+def batches_by_size_needed(version=None):
+    """Whether Keras `version` (default: the installed one) needs `jax_batches_by_size`."""
+    return keras_release(version) < BATCHES_BY_SIZE_NEEDED_BEFORE
+
+
+@contextlib.contextmanager
+def jax_batches_by_size(lay_out):
+    """Lets Keras's JAX `fit` and `evaluate`, under a Keras distribution, place each batch with
+    `lay_out(array, distribution)` (a batch of the data as read, the same in every process ->
+    one global JAX array), for the duration of the block.
+
+    Keras 3.10-3.15 give every batch the layout computed for the first one, the batch axis
+    split over the mesh; an epoch's last batch, of another size, fails unless the replicas
+    divide it ("IndivisibleError"). On those releases the epoch iterator's
+    `_get_distributed_iterator` is replaced; on later ones (Keras lays out each batch by its
+    own size) nothing is replaced and `lay_out` is not called.
+    """
+    if not batches_by_size_needed():
+        yield
+        return
+    jax_trainer = internal_module(_JAX_TRAINER, _BATCHES_BY_SIZE)
+    iterator_class = internal_attribute(jax_trainer, "JAXEpochIterator", _BATCHES_BY_SIZE)
+
+    def distributed_iterator(self, distribution):
+        adapter = internal_attribute(self, "data_adapter", _BATCHES_BY_SIZE)
+        for data in adapter.get_jax_iterator():
+            yield keras.tree.map_structure(lambda a: lay_out(a, distribution), data)
+
+    with replaced(
+        iterator_class, "_get_distributed_iterator", distributed_iterator, _BATCHES_BY_SIZE
+    ):
+        yield
+
+
+def assigned_layout(variable):
+    """The layout already assigned to a Keras `variable` (`None` if none): what Keras's own
+    distributions return first from `get_variable_layout`."""
+    return internal_attribute(variable, "_layout", "a variable layout (kernel_parallel)")
+
+
+# ----------------------------------------------------------------------------- 4. run engine
+# (applications/trainer.py and applications/backup.py: building a compiled model, resuming fit)
+
+_COMPILED_STATE = "building the compiled loss and metrics from shapes (applications.trainer)"
+_INITIAL_EPOCH = "resuming model.fit at a restored epoch (applications.backup)"
+_NOISE_SEED = "setting a Langevin optimizer's noise seed (applications.trainer)"
+
+
+def build_compiled_state(model, element_spec):
+    """Builds the compiled loss and metrics of `model` from `element_spec` (a `tf.data` element
+    spec) without drawing a batch.
+
+    Keras builds them in `fit` from a batch that it draws from a first iterator over the
+    training data before training opens a second one, so that a stream reshuffled at each pass
+    trains on its later passes. `Model._symbolic_build(data_batch=...)` is the step that builds
+    them from a batch; here it gets symbolic tensors of the spec's shapes and dtypes, and `fit`
+    finds everything built.
+    """
+    symbolic_build = internal_attribute(model, "_symbolic_build", _COMPILED_STATE)
+    batch = keras.tree.map_structure(
+        lambda spec: keras.KerasTensor(tuple(spec.shape), spec.dtype.name), element_spec
+    )
+    symbolic_build(data_batch=batch)
+
+
+def set_initial_epoch(model, epoch):
+    """Makes the `model.fit` that is starting begin at `epoch`: what Keras's own
+    `BackupAndRestore` does after restoring (`fit` reads `model._initial_epoch` after its
+    callbacks' `on_train_begin`)."""
+    internal_attribute(model, "_initial_epoch", _INITIAL_EPOCH)
+    model._initial_epoch = epoch
+
+
+def assign_noise_seed(optimizer, seed):
+    """Sets the noise seed of a Langevin optimizer from a keras_langevin version without a
+    public `reseed`: the optimizer variable named "langevin_seed"."""
+    found = [variable for variable in optimizer.variables if variable.name == "langevin_seed"]
+    if len(found) != 1:
+        raise KerasInternalsError(
+            f"{_NOISE_SEED} needs one optimizer variable named 'langevin_seed' (found "
+            f"{len(found)} in {type(optimizer).__name__}, Keras {keras.__version__}); use a "
+            "keras_langevin with `reseed`"
+        )
+    found[0].assign(seed)
