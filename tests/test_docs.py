@@ -3,7 +3,8 @@ API reference documents every public name.
 
 Each block runs alone in a fresh Python process (cwd a temporary directory, the repository on
 the path), so a renamed argument or a removed name breaks the test. Blocks that are not meant to
-run use other fences (```bash, ```text).
+run use other fences (```bash, ```text). The blocks run on every backend the suite runs on; a
+block that needs one backend says so in its first line, e.g. `# backend: tensorflow`.
 """
 
 import os
@@ -12,6 +13,7 @@ import re
 import subprocess
 import sys
 
+import keras
 import pytest
 
 import keras_langevin
@@ -21,6 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 ANY_PYTHON_FENCE = re.compile(r"^[ \t]*```\s*(python|py|pycon)\b", re.MULTILINE)
+BACKEND_LINE = re.compile(r"# backends?: *([\w, ]+)")
 DIRECTIVE = re.compile(r"^::: ([\w.]+)[ \t]*$", re.MULTILINE)
 TIMEOUT_S = 600
 
@@ -52,6 +55,9 @@ def test_every_python_fence_is_a_runnable_block():
 @pytest.mark.multibackend
 @pytest.mark.parametrize("code", list(_cases()))
 def test_code_block_runs(code, tmp_path):
+    wanted = BACKEND_LINE.fullmatch(code.split("\n", 1)[0].strip())
+    if wanted and keras.backend.backend() not in re.split(r"[, ]+", wanted.group(1).strip()):
+        pytest.skip(f"the block runs on {wanted.group(1)} only")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
