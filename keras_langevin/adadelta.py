@@ -6,6 +6,7 @@ import keras
 from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 
+from keras_langevin import _compat
 from keras_langevin.base import LangevinMixin, Sigma, fill_docstring
 from keras_langevin.selection import LayerSelection
 
@@ -38,6 +39,8 @@ class LAdadelta(LangevinMixin, keras.optimizers.Adadelta):
         epsilon: Float added inside the square roots. Defaults to `1e-7`.
         {{langevin_args}}
     """
+
+    langevin_slots = ("_accumulated_grads", "_accumulated_delta_vars")
 
     def __init__(
         self,
@@ -87,10 +90,10 @@ class LAdadelta(LangevinMixin, keras.optimizers.Adadelta):
     def _langevin_pre_update(self, variable, index):
         # E[dx^2]_{t-1}, which the Keras update overwrites with E[dx^2]_t. A copy, not the
         # variable (on TensorFlow, converting a variable still reads it later).
-        return ops.copy(self._accumulated_delta_vars[index])
+        return ops.copy(_compat.slot(self, "_accumulated_delta_vars", index))
 
     def _langevin_preconditioner(self, variable, index, pre_update):
         return ops.divide(
             ops.sqrt(ops.add(pre_update, self.epsilon)),
-            ops.sqrt(ops.add(self._accumulated_grads[index], self.epsilon)),
+            ops.sqrt(ops.add(_compat.slot(self, "_accumulated_grads", index), self.epsilon)),
         )

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 
+from keras_langevin import _compat
 from keras_langevin.base import LangevinMixin, Sigma, fill_docstring
 from keras_langevin.selection import LayerSelection
 
@@ -48,6 +49,8 @@ class LAdam(LangevinMixin, keras.optimizers.Adam):
         amsgrad: Bool, the AMSGrad variant. Defaults to `False`.
         {{langevin_args}}
     """
+
+    langevin_slots = ("_momentums", "_velocities", "_velocity_hats")
 
     def __init__(
         self,
@@ -103,7 +106,7 @@ class LAdam(LangevinMixin, keras.optimizers.Adam):
         local_step = ops.cast(self.iterations + 1, dtype)
         beta_1_power = ops.power(ops.cast(self.beta_1, dtype), local_step)
         beta_2_power = ops.power(ops.cast(self.beta_2, dtype), local_step)
-        v = (self._velocity_hats if self.amsgrad else self._velocities)[index]
+        v = _compat.slot(self, "_velocity_hats" if self.amsgrad else "_velocities", index)
         return ops.divide(
             ops.sqrt(1 - beta_2_power),
             ops.multiply(1 - beta_1_power, ops.add(ops.sqrt(v), self.epsilon)),

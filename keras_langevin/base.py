@@ -14,14 +14,15 @@ at all, so the optimizer is then Keras's own.
 from __future__ import annotations
 
 import math
+import weakref
 from numbers import Integral, Real
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_langevin import _compat, selection
 from keras_langevin import noise as noise_lib
-from keras_langevin import selection
 
 Sigma = float | keras.optimizers.schedules.LearningRateSchedule
 
@@ -189,12 +190,6 @@ def langevin_optimizer(optimizer: keras.optimizers.Optimizer) -> LangevinMixin:
     return inner
 
 
-def _local_copy(variable):
-    """This device's copy of a distributed variable, inside a strategy's update of it."""
-    local = getattr(variable, "_get_on_device_or_primary", None)
-    return local() if local is not None else variable
-
-
 class _FunctionCache:
     """Holds compiled update functions outside Keras's and TensorFlow's variable tracking."""
 
@@ -202,13 +197,31 @@ class _FunctionCache:
         self.functions = {}
 
 
+class _ModelReference:
+    """A weak reference to the optimizer's model, outside Keras's and TensorFlow's tracking
+    (a tracked model would become a dependency of the optimizer's checkpoint)."""
+
+    def __init__(self):
+        self.model = None
+
+    def set(self, model):
+        self.model = weakref.ref(model)
+
+    def get(self):
+        return None if self.model is None else self.model()
+
+
 class LangevinMixin:
     """Adds preconditioned Langevin noise to the update of a Keras optimizer.
 
-    Subclasses list the mixin before the Keras optimizer and may override two hooks:
-    `_langevin_pre_update` (values the preconditioner needs from before the Keras update) and
-    `_langevin_preconditioner` (the tensor `P_t` after the update, or None when `P_t = 1`).
+    Subclasses list the mixin before the Keras optimizer, declare in `langevin_slots` the
+    names of the Keras optimizer's per-variable slot lists (what its `build` creates), and may
+    override two hooks: `_langevin_pre_update` (values the preconditioner needs from before the
+    Keras update) and `_langevin_preconditioner` (the tensor `P_t` after the update, or None
+    when `P_t = 1`).
     """
+
+    langevin_slots: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -226,6 +239,7 @@ class LangevinMixin:
         seed = _validate_seed(seed)
         noise = noise_lib.validate_noise(noise)
         jit_compile = _validate_jit_compile(jit_compile)
+        _compat.check_optimizer(self)
         if kwargs.get("name") is None:
             kwargs["name"] = _default_name(type(self))
         super().__init__(**kwargs)
@@ -247,17 +261,90 @@ class LangevinMixin:
         self.jit_compile = jit_compile
         self._langevin_indices = frozenset()
         self._compiled_updates = _FunctionCache()
+        self._model = _ModelReference()
         self._drawn_noise = {}  # index -> this step's noise, while an update is traced
         self._noise_index = None  # the noise's variable index as an input, while traced
 
     # ----------------------------------------------------------------------------- state
 
+    def set_model(self, model: keras.Layer) -> None:
+        """Tells the optimizer which model its variables belong to.
+
+        Layer Langevin needs the model to order its layers (a fraction) and to name them
+        (layer names and patterns, nested models included). `model.fit` tells the optimizer
+        itself (the model Keras is fitting); a custom training loop calls this once, before
+        the first step:
+
+            optimizer = keras_langevin.LayerLAdam(1e-3, sigma=1e-3)
+            optimizer.set_model(model)
+            ...
+            optimizer.apply(grads, model.trainable_variables)
+
+        Args:
+            model: the `keras.Model` (or layer) whose trainable variables the optimizer
+                updates. Held by a weak reference.
+
+        Raises:
+            TypeError: `model` is not a Keras layer or model.
+            ValueError: the optimizer is already built and this model would select other
+                variables than those it was built with.
+        """
+        if not isinstance(model, keras.Layer):
+            raise TypeError(
+                "Argument `model` must be a keras.Model (or keras.Layer) holding the "
+                f"optimizer's variables. Received: model={model!r}"
+            )
+        if self.built and self._langevin_indices != self._select(self._trainable(), model):
+            raise ValueError(
+                f"The optimizer is already built, with another selection of noisy variables "
+                f"than model '{model.name}' gives: call `set_model` before the first step "
+                f"(or before `build`). Received: model={model!r}"
+            )
+        self._model.set(model)
+
+    def _resolve_model(self, variables):
+        """The model of `variables`: the one given to `set_model`, else the one Keras is
+        fitting or compiled with this optimizer (found by identity), else None."""
+        model = self._model.get()
+        if model is not None:
+            outside = selection.unowned(variables, model)
+            if outside:
+                raise ValueError(
+                    f"The model given to `set_model` ('{model.name}') does not hold "
+                    f"{len(outside)} of the optimizer's variables, e.g. "
+                    f"{variables[outside[0]].path!r}. Give the model whose trainable "
+                    "variables the optimizer updates."
+                )
+            return model
+        candidates = [
+            m for m in _compat.models_compiled_with(self) if not selection.unowned(variables, m)
+        ]
+        if len(candidates) > 1 and isinstance(self.langevin_layers, float):
+            raise ValueError(
+                "Several models are compiled with this optimizer "
+                f"({', '.join(repr(m.name) for m in candidates)}): call "
+                "`optimizer.set_model(model)` to say which one it updates."
+            )
+        return candidates[0] if len(candidates) == 1 else None
+
+    def _select(self, variables, model):
+        if self.langevin_layers is None or callable(self.langevin_layers):
+            return selection.select(variables, self.langevin_layers)
+        return selection.select(variables, self.langevin_layers, model)
+
+    def _trainable(self):
+        return list(_compat.trainable_variables(self))
+
     def build(self, variables) -> None:
         if self.built:
             return
+        variables = list(variables)
         model = None
-        if isinstance(self.langevin_layers, float):
-            model = selection.calling_model(variables)
+        if self.langevin_layers is not None and not callable(self.langevin_layers):
+            model = self._resolve_model(variables)
+        if isinstance(self.langevin_layers, float) and model is None:
+            # Before Keras creates anything: a failed build leaves the optimizer unbuilt.
+            raise ValueError(selection.NO_MODEL_MESSAGE.format(value=self.langevin_layers))
         super().build(variables)
         seed = self.seed
         if seed is None:
@@ -270,14 +357,15 @@ class LangevinMixin:
             dtype="int32",
             name="langevin_seed",
         )
-        self._langevin_indices = selection.select(list(variables), self.langevin_layers, model)
+        self._langevin_indices = self._select(variables, model)
+        _compat.check_slots(self, self.langevin_slots)
 
     @property
     def langevin_variables(self) -> list:
         """The model variables that receive noise (available after `build`)."""
         if not self.built:
             return []
-        return [v for i, v in enumerate(self._trainable_variables) if i in self._langevin_indices]
+        return [v for i, v in enumerate(self._trainable()) if i in self._langevin_indices]
 
     @property
     def sigma(self):
@@ -288,7 +376,7 @@ class LangevinMixin:
         value is used from the next step on.
         """
         if isinstance(self._sigma, keras.optimizers.schedules.LearningRateSchedule):
-            return self._sigma(self._iterations)
+            return self._sigma(self.iterations)
         return ops.convert_to_tensor(self._sigma_variable)
 
     @sigma.setter
@@ -316,7 +404,7 @@ class LangevinMixin:
 
     def _current_sigma(self):
         if isinstance(self._sigma, keras.optimizers.schedules.LearningRateSchedule):
-            return self._sigma(self._iterations)
+            return self._sigma(self.iterations)
         return self._sigma_variable
 
     # ------------------------------------------------------------------------ hot path
@@ -334,7 +422,7 @@ class LangevinMixin:
         return
 
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
+        index = _compat.variable_index(self, variable)
         if not self._adds_noise(index):
             return super().update_step(gradient, variable, learning_rate)
         if self._compiles_replica_update(gradient, variable):
@@ -354,7 +442,7 @@ class LangevinMixin:
         xi = self._drawn_noise.get(index)
         if xi is None:
             key_index = index if self._noise_index is None else self._noise_index
-            key = noise_lib.step_key(self._langevin_seed, self._iterations, key_index)
+            key = noise_lib.step_key(self._langevin_seed, self.iterations, key_index)
             xi = noise_lib.sample(self.noise, variable.shape, key, dtype)
         self.assign_add(variable, ops.multiply(scale, xi))
 
@@ -362,7 +450,7 @@ class LangevinMixin:
         """The indices grouped by their variable's shape and dtype, in first-seen order."""
         groups = {}
         for index in indices:
-            variable = self._trainable_variables[index]
+            variable = _compat.trainable_variables(self)[index]
             key = (tuple(int(d) for d in variable.shape), variable.dtype)
             groups.setdefault(key, []).append(index)
         return groups
@@ -378,14 +466,14 @@ class LangevinMixin:
             (
                 group,
                 noise_lib.sample_many(
-                    self.noise, shape, self._langevin_seed, self._iterations, group, dtype
+                    self.noise, shape, self._langevin_seed, self.iterations, group, dtype
                 ),
             )
             for (shape, dtype), group in self._noise_groups(indices).items()
         ]
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        indices = [self._get_variable_index(v) for v in trainable_variables]
+        indices = [_compat.variable_index(self, v) for v in trainable_variables]
         noisy = [k for k, i in enumerate(indices) if self._adds_noise(i)]
         if not noisy:
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
@@ -422,10 +510,10 @@ class LangevinMixin:
         # The learning rate as a tensor (its value), not the variable.
         learning_rate = ops.copy(learning_rate)
         for k in noisy:
-            index = self._get_variable_index(trainable_variables[k])
+            index = _compat.variable_index(self, trainable_variables[k])
             update(
                 grads[k],
-                self._trainable_variables[index].value,
+                _compat.trainable_variables(self)[index].value,
                 self._slots(index),
                 learning_rate,
                 ops.convert_to_tensor(index, dtype="int32"),
@@ -455,7 +543,7 @@ class LangevinMixin:
         )
 
     def _compiled_replica_update(self, gradient, variable, index, learning_rate):
-        slots = tuple(_local_copy(slot) for slot in self._slots(index))
+        slots = tuple(_compat.local_copy(slot) for slot in self._slots(index))
         self._update_function()(
             gradient,
             variable,
@@ -467,15 +555,12 @@ class LangevinMixin:
 
     def _slots(self, index):
         """The optimizer variables that belong to the variable at `index` (its momentums,
-        velocities, ...): every optimizer list with one entry per trainable variable."""
-        count = len(self._trainable_variables)
-        slots = []
-        for name, value in sorted(vars(self).items()):
-            if name != "_trainable_variables" and isinstance(value, list) and len(value) == count:
-                slot = value[index]
-                if isinstance(slot, keras.Variable):
-                    slots.append(slot.value)
-        return tuple(slots)
+        velocities, ...), from the slot lists the class declares in `langevin_slots`."""
+        return tuple(
+            slots[index].value
+            for slots in (_compat.slot_list(self, name) for name in self.langevin_slots)
+            if slots
+        )
 
     def _update_one(self, gradient, variable, slots, learning_rate, index, device=None):
         # Traced once per shape (and device, under a strategy), with the first variable of
@@ -483,10 +568,12 @@ class LangevinMixin:
         # ones were read and written, and the noise takes its key from the `index` input,
         # not from the traced variable.
         del slots, device  # inputs only: the update reaches the slots through its lists
-        traced_index = self._get_variable_index(variable)
+        traced_index = _compat.variable_index(self, variable)
         self._noise_index = index
         try:
-            self.update_step(gradient, self._trainable_variables[traced_index], learning_rate)
+            self.update_step(
+                gradient, _compat.trainable_variables(self)[traced_index], learning_rate
+            )
         finally:
             self._noise_index = None
 

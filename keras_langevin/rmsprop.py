@@ -6,6 +6,7 @@ import keras
 from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 
+from keras_langevin import _compat
 from keras_langevin.base import LangevinMixin, Sigma, fill_docstring
 from keras_langevin.selection import LayerSelection
 
@@ -40,6 +41,8 @@ class LRMSprop(LangevinMixin, keras.optimizers.RMSprop):
             Defaults to `False`.
         {{langevin_args}}
     """
+
+    langevin_slots = ("_velocities", "_momentums", "_average_gradients")
 
     def __init__(
         self,
@@ -91,7 +94,8 @@ class LRMSprop(LangevinMixin, keras.optimizers.RMSprop):
         )
 
     def _langevin_preconditioner(self, variable, index, pre_update):
-        second_moment = self._velocities[index]
+        second_moment = _compat.slot(self, "_velocities", index)
         if self.centered:
-            second_moment = ops.subtract(second_moment, ops.square(self._average_gradients[index]))
+            average = _compat.slot(self, "_average_gradients", index)
+            second_moment = ops.subtract(second_moment, ops.square(average))
         return ops.reciprocal(ops.sqrt(ops.add(second_moment, self.epsilon)))

@@ -37,6 +37,8 @@ class LSGD(LangevinMixin, keras.optimizers.SGD):
         {{langevin_args}}
     """
 
+    langevin_slots = ("momentums",)
+
     def __init__(
         self,
         learning_rate: float | LearningRateSchedule = 0.01,

@@ -24,6 +24,7 @@ def _weighted_layers_from_model(model):
 
 def _noisy_layer_names(model, fraction):
     optimizer = kl.LAdam(sigma=1e-3, langevin_layers=fraction)
+    optimizer.set_model(model)
     optimizer.build(model.trainable_variables)
     selected = {id(v) for v in optimizer.langevin_variables}
     names = []
@@ -122,6 +123,7 @@ def test_selection_is_not_optimizer_state():
     # Selected model variables must not be tracked as optimizer variables (JAX donates those).
     model = _cifar_resnet()
     optimizer = kl.LAdam(sigma=0.1, langevin_layers=0.5)
+    optimizer.set_model(model)
     optimizer.build(model.trainable_variables)
     model_ids = {id(v) for v in model.trainable_variables}
     assert not any(id(v) in model_ids for v in optimizer.variables)
@@ -180,6 +182,7 @@ def test_custom_block_inside_a_functional_model_is_traced():
     x = _Block(name="block")(x)
     model = keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
     optimizer = kl.LSGD(sigma=0.1, langevin_layers=0.5)
+    optimizer.set_model(model)
     optimizer.build(model.trainable_variables)
     assert sorted(set(_owners(optimizer))) == ["block/first", "stem"]
 
@@ -203,6 +206,7 @@ def test_fraction_is_refused_when_the_order_cannot_be_known():
     model = _Untraceable()
     model(keras.ops.ones((2, 5)))
     optimizer = kl.LAdam(sigma=0.1, langevin_layers=0.5)
+    optimizer.set_model(model)
     with pytest.raises(ValueError, match=r"cannot be determined.*untraceable.*langevin_layers=\["):
         optimizer.build(model.trainable_variables)
     # Names work.
@@ -211,11 +215,16 @@ def test_fraction_is_refused_when_the_order_cannot_be_known():
     assert _owners(optimizer) == ["untraceable/a"] * 2
 
 
-def test_bare_variables_keep_their_order():
+def test_a_fraction_without_a_model_is_refused_at_build():
     variables = []
     for i in range(4):
         with keras.name_scope(f"layer{i}"):
             variables.append(keras.Variable(keras.ops.zeros((2,)), name="w"))
     optimizer = kl.LSGD(sigma=0.1, langevin_layers=0.5)
-    optimizer.build(variables[::-1])  # no model among the callers: the list is the order
-    assert _owners(optimizer) == ["layer3", "layer2"]
+    with pytest.raises(ValueError, match=r"does not know its model.*set_model\(model\)"):
+        optimizer.build(variables[::-1])
+    assert not optimizer.built
+    # Names need no model: they match the variables' own paths.
+    optimizer = kl.LSGD(sigma=0.1, langevin_layers=["layer1"])
+    optimizer.build(variables)
+    assert _owners(optimizer) == ["layer1"]
