@@ -272,26 +272,55 @@ def test_sampler_rejects_bad_input(tmp_path, kwargs, argument):
 
 
 def test_sampler_restarted_in_the_same_directory_keeps_its_samples(tmp_path):
-    """A second fit in the same directory keeps the samples, never takes an epoch twice, and
-    stops at `max_samples`; leftovers of a crashed write are removed."""
+    """A second fit in the same directory keeps the samples, continues the epoch count, and
+    stops at `max_samples` (which may change); leftovers of a crashed write are removed."""
     x, y = _data()
     model = _model()
     model.fit(x, y, epochs=3, verbose=0, callbacks=[sampling.PosteriorSampler(tmp_path)])
     first = sampling.load_samples(tmp_path)
     assert [s.epoch for s in first] == [1, 2, 3]
     (tmp_path / ".tmp-epoch_000004.weights.h5").write_bytes(b"cut short")  # a crashed write
-    again = sampling.PosteriorSampler(
-        tmp_path, burn_in_epochs=1, epochs=[1, 2, 4, 5, 6], max_samples=4
-    )
+    again = sampling.PosteriorSampler(tmp_path, max_samples=4)
     assert again.samples == first  # read at construction
-    assert again.wants_epoch(5) and not again.wants_epoch(1) and not again.wants_epoch(3)
-    model.fit(x, y, epochs=6, verbose=0, callbacks=[again])
-    # 2 was taken already; 4 is the fourth sample; the cap then stops the collection.
-    assert [s.epoch for s in again.samples] == [1, 2, 3, 4]
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[again])
+    assert [s.epoch for s in again.samples] == [1, 2, 3, 4]  # epoch 4, then the cap
     assert again.samples[:3] == first
     assert again.samples == sampling.load_samples(tmp_path)
     assert not any(name.startswith(".tmp-") for name in os.listdir(tmp_path))
-    # A model with other weight shapes is refused.
+
+
+@pytest.mark.parametrize(
+    "sampler_kwargs,optimizer_kwargs,named",
+    [
+        ({"burn_in_epochs": 1}, {}, "burn_in_epochs: 0 there, 1 now"),
+        ({"every_epochs": 2}, {}, "every_epochs: 1 there, 2 now"),
+        ({"epochs": [2, 4]}, {}, "epochs: None there, [2, 4] now"),
+        ({}, {"momentum": 0.5}, "optimizer momentum: 0.0 there, 0.5 now"),
+        ({}, {"seed": 6}, "optimizer seed: 5 there, 6 now"),
+    ],
+)
+def test_sampler_refuses_the_directory_of_another_run(
+    tmp_path, sampler_kwargs, optimizer_kwargs, named
+):
+    """Samples of a run with other settings are not silently kept: fit refuses the directory
+    and names each differing setting."""
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[sampling.PosteriorSampler(tmp_path)])
+    other = _model(compile=False)
+    optimizer = {"learning_rate": 0.05, "sigma": 0.1, "seed": 5, "jit_compile": False}
+    optimizer.update(optimizer_kwargs)
+    other.compile(kl.LSGD(**optimizer), loss="sparse_categorical_crossentropy")
+    sampler = sampling.PosteriorSampler(tmp_path, **sampler_kwargs)
+    with pytest.raises(ValueError, match="another run") as error:
+        other.fit(x, y, epochs=1, verbose=0, callbacks=[sampler])
+    assert named in str(error.value) and str(tmp_path) in str(error.value)
+    assert len(sampling.load_samples(tmp_path)) == 2  # nothing written or deleted
+
+
+def test_sampler_refuses_samples_of_a_model_with_other_shapes(tmp_path):
+    x, y = _data()
+    _model().fit(x, y, epochs=1, verbose=0, callbacks=[sampling.PosteriorSampler(tmp_path)])
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     other.compile(optimizer=kl.LSGD(learning_rate=0.1), loss="sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match="other weight shapes"):

@@ -12,7 +12,10 @@ from keras_langevin.sampling import _checks, _weights_io
 
 MANIFEST = "manifest.json"
 _FORMAT = "keras_langevin.posterior_samples"
-_VERSION = 1
+_VERSION = 2  # 2: the run's settings in the manifest; version 1 manifests are still read
+# Optimizer settings that a run may change between `fit` calls (float variables, set like
+# `optimizer.learning_rate = ...`): not part of a run's identity.
+_SETTABLE = ("name", "learning_rate", "sigma", "jit_compile")
 _TEMP_PREFIX = ".tmp-"
 
 Sample = collections.namedtuple("Sample", ["epoch", "step", "path"])
@@ -101,9 +104,15 @@ class PosteriorSampler(keras.callbacks.Callback):
     pipeline). A sample written after the last backup is kept, and its epoch, replayed after
     the restart, is skipped. Put the sampler before `BackupAndRestore` in `callbacks`: an
     epoch is then backed up only once its sample is on disk, and a kill in between replays the
-    epoch instead of losing its sample. A fresh run needs a fresh (or empty) directory: samples already in
-    `directory` count as this run's. The manifest records the shapes of the model's weights and
-    the sampler refuses a directory holding samples of a model with other shapes.
+    epoch instead of losing its sample.
+
+    A fresh run needs a fresh (or empty) directory: samples already in `directory` count as
+    this run's. The manifest records the run's settings (the shapes of the model's weights,
+    `burn_in_epochs`, `every_epochs`, `epochs`, and the optimizer's class and configuration
+    except its name and the values settable during a run: a float `learning_rate` or
+    `sigma`, `jit_compile`), and `fit` refuses a directory whose samples were taken with other
+    settings, naming them: only the same run, resuming, continues there. `max_samples` may
+    change (raise it to collect more).
 
     One process writes (the usual single-host `fit`, `tf.distribute.MirroredStrategy`
     included).
@@ -177,13 +186,59 @@ class PosteriorSampler(keras.callbacks.Callback):
             if name.startswith(_TEMP_PREFIX):
                 os.remove(os.path.join(self.directory, name))
         manifest = _read_manifest(self.directory)
-        shapes = self._weight_shapes()
-        if manifest is not None and manifest.get("weight_shapes") != shapes:
+        if manifest is not None and manifest.get("samples"):
+            self._check_same_run(manifest)
+        self._samples = load_samples(self.directory)
+
+    def _settings(self):
+        """This run's identity, as JSON would store it."""
+        optimizer = self.model.optimizer
+        config = {
+            key: value
+            for key, value in optimizer.get_config().items()
+            if not (key in _SETTABLE and (value is None or isinstance(value, (bool, int, float))))
+            and key != "name"
+        }
+        settings = {
+            "burn_in_epochs": self.burn_in_epochs,
+            "every_epochs": self.every_epochs,
+            "epochs": None if self.epochs is None else list(self.epochs),
+            "optimizer": {"class_name": type(optimizer).__name__, "config": config},
+        }
+        return json.loads(json.dumps(settings, default=repr))
+
+    def _check_same_run(self, manifest):
+        if manifest.get("weight_shapes") != self._weight_shapes():
             raise ValueError(
                 f"The directory {self.directory} holds posterior samples of a model with other "
                 "weight shapes; use a new directory for this model."
             )
-        self._samples = load_samples(self.directory)
+        stored = manifest.get("settings")
+        if stored is None:  # a version 1 manifest: no settings recorded
+            return
+        current = self._settings()
+        differing = [
+            f"{key}: {stored.get(key)!r} there, {current[key]!r} now"
+            for key in ("burn_in_epochs", "every_epochs", "epochs")
+            if stored.get(key) != current[key]
+        ]
+        old, new = stored.get("optimizer", {}), current["optimizer"]
+        if old.get("class_name") != new["class_name"]:
+            differing.append(f"optimizer: {old.get('class_name')} there, {new['class_name']} now")
+        old_config = old.get("config", {})
+        for key in sorted(set(old_config) | set(new["config"])):
+            if old_config.get(key) != new["config"].get(key):
+                differing.append(
+                    f"optimizer {key}: {old_config.get(key)!r} there, "
+                    f"{new['config'].get(key)!r} now"
+                )
+        if differing:
+            raise ValueError(
+                f"The directory {self.directory} holds posterior samples of another run (taken "
+                f"with other settings: {'; '.join(differing)}). Only the same run, resuming, "
+                "continues in a directory: use a new directory for this run (or delete the old "
+                "samples)."
+            )
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start_step = self._step()
@@ -229,6 +284,7 @@ class PosteriorSampler(keras.callbacks.Callback):
             "format": _FORMAT,
             "version": _VERSION,
             "weight_shapes": self._weight_shapes(),
+            "settings": self._settings(),
             "samples": [
                 {"epoch": s.epoch, "step": s.step, "file": os.path.basename(s.path)}
                 for s in samples
