@@ -122,6 +122,14 @@ def model_option(text):
     return key.strip(), value
 
 
+class InitAction(argparse.Action):
+    """`--init NAME`: appends `("init", NAME)` to the model options (the builders' `init`)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        options = [item for item in getattr(namespace, self.dest, None) or [] if item[0] != "init"]
+        setattr(namespace, self.dest, [*options, ("init", value)])
+
+
 class ListAction(argparse.Action):
     """`nargs="+"` whose tokens may also hold comma-separated values; keeps a flat list.
 
@@ -213,6 +221,15 @@ def add_model_data_arguments(parser, defaults):
             help="extra argument of the model builder, e.g. width=32 or batch_norm=True "
             "(repeatable; VALUE is a Python literal)",
         )
+        group.add_argument(
+            "--init",
+            dest="model_options",
+            action=InitAction,
+            choices=("he", "glorot", "orthogonal"),
+            default=argparse.SUPPRESS,
+            help="kernel initialiser of mlp, cnn and resnet builders (the same as "
+            "--model-option init=...; recorded with the model options; default: he)",
+        )
     group.add_argument(
         "--dataset",
         choices=data.DATASETS,
@@ -262,23 +279,7 @@ def add_optimizer_arguments(parser, defaults, several=False):
         "none of the chosen optimizers use are refused. In the schedules t is the optimizer "
         "step and T is --decay-epochs epochs worth of steps.",
     )
-    if several:
-        group.add_argument(
-            "--optimizers",
-            action=ListAction,
-            item=optimizer_name,
-            default=list(defaults["optimizers"]),
-            help=f"optimizer names, comma or space separated, among "
-            f"{', '.join(optimizers_lib.OPTIMIZERS)} (default: "
-            f"{','.join(defaults['optimizers'])})",
-        )
-    else:
-        group.add_argument(
-            "--optimizer",
-            choices=optimizers_lib.OPTIMIZERS,
-            default=defaults["optimizer"],
-            help="optimizer (default: %(default)s)",
-        )
+    _add_optimizer_choice(group, defaults, several)
     group.add_argument(
         "--lr",
         type=positive_float,
@@ -334,6 +335,26 @@ def add_optimizer_arguments(parser, defaults, several=False):
         "nearest the input, comma-separated layer names or globs, or 'all' (default: "
         f"{optimizers_lib.PAPER_LAYER_FRACTION}, the paper's)",
     )
+
+
+def _add_optimizer_choice(group, defaults, several):
+    if several:
+        group.add_argument(
+            "--optimizers",
+            action=ListAction,
+            item=optimizer_name,
+            default=list(defaults["optimizers"]),
+            help=f"optimizer names, comma or space separated, among "
+            f"{', '.join(optimizers_lib.OPTIMIZERS)} (default: "
+            f"{','.join(defaults['optimizers'])})",
+        )
+    else:
+        group.add_argument(
+            "--optimizer",
+            choices=optimizers_lib.OPTIMIZERS,
+            default=defaults["optimizer"],
+            help="optimizer (default: %(default)s)",
+        )
 
 
 def add_execution_arguments(parser, defaults):

@@ -60,7 +60,7 @@ def test_seed_zero_alone_is_allowed():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--optimizers", "adam,adamw"], "--optimizers: unknown optimizer(s) 'adamw'"),
+        (["--optimizers", "adam,adamx"], "--optimizers: unknown optimizer(s) 'adamx'"),
         (["--optimizers", "adam", "adam"], "optimizers must be distinct"),
         (["--seeds", "1,x"], "--seeds: expected an integer >= 0, got 'x'"),
         (["--seeds", "0", "-2"], "--seeds: expected an integer >= 0, got '-2'"),

@@ -246,3 +246,76 @@ def test_jax_data_parallel_splits_partial_batches_with_or_without_the_patch():
         assert {json.dumps(p) for p in result["placed"]} == {"[2, [1, 1]]", "[1, [1, 1]]"}
     else:
         assert result["placed"] == []  # Keras lays out the batches itself
+
+
+# ----------------------------------------------------------------------------- 4. run engine
+# (applications/trainer.py and applications/backup.py)
+
+
+def _compiled_model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile("adam", "mse", metrics=["mae"])
+    return model
+
+
+def _spec():
+    import tensorflow as tf
+
+    return (tf.TensorSpec((None, 4), tf.float32), tf.TensorSpec((None, 3), tf.float32))
+
+
+def test_build_compiled_state_builds_the_metrics_from_the_spec():
+    model = _compiled_model()
+    assert not any("mean_absolute_error" in v.path for v in model.metrics_variables)
+    patches.build_compiled_state(model, _spec())
+    assert any("mean_absolute_error" in v.path for v in model.metrics_variables)
+    assert model.optimizer.built
+
+
+def test_build_compiled_state_fails_loudly_without_its_target(monkeypatch):
+    model = _compiled_model()
+    owner = next(c for c in type(model).__mro__ if "_symbolic_build" in vars(c))
+    monkeypatch.delattr(owner, "_symbolic_build")
+    with pytest.raises(patches.KerasInternalsError, match=rf"_symbolic_build.*Keras {VERSION}"):
+        patches.build_compiled_state(model, _spec())
+
+
+class _StartAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.epochs = epoch, []
+
+    def on_train_begin(self, logs=None):
+        patches.set_initial_epoch(self.model, self.epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_set_initial_epoch_makes_the_starting_fit_continue_there():
+    x, y = np.zeros((8, 4), "float32"), np.zeros((8, 3), "float32")
+    callback = _StartAt(2)
+    _compiled_model().fit(x, y, epochs=4, batch_size=4, verbose=0, callbacks=[callback])
+    assert callback.epochs == [2, 3]
+
+
+def test_set_initial_epoch_fails_loudly_without_its_target():
+    model = _compiled_model()
+    del model._initial_epoch
+    with pytest.raises(patches.KerasInternalsError, match=rf"_initial_epoch.*Keras {VERSION}"):
+        patches.set_initial_epoch(model, 1)
+
+
+def test_assign_noise_seed_sets_the_seed_variable_or_fails_loudly():
+    import keras_langevin as kl
+
+    optimizer = kl.LAdam(1e-3, sigma=0.1, seed=3)
+    optimizer.build([keras.Variable(np.zeros(2, "float32"))])
+    patches.assign_noise_seed(optimizer, 11)
+    seeds = [v for v in optimizer.variables if v.name == "langevin_seed"]
+    assert [int(keras.ops.convert_to_numpy(v)) for v in seeds] == [11]
+    plain = keras.optimizers.Adam()
+    plain.build([keras.Variable(np.zeros(2, "float32"))])
+    with pytest.raises(patches.KerasInternalsError, match="found 0 in Adam"):
+        patches.assign_noise_seed(plain, 11)

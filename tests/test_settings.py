@@ -14,7 +14,7 @@ def test_every_setting_the_optimizer_uses_is_filled(name):
     chosen = settings.resolve(name)
     assert chosen.lr == optimizers.PAPER_LR[base]
     assert (chosen.lr_schedule, chosen.decay_epochs) == ("inverse-time", 20.0)
-    assert chosen.epsilon == (None if base == "sgd" else optimizers.PAPER_EPSILON[base])
+    assert chosen.epsilon == optimizers.PAPER_EPSILON.get(base)  # None: SGD, SGHMC
     langevin = kind != "plain"
     assert chosen.sigma == (optimizers.PAPER_SIGMA[base] if langevin else None)
     assert chosen.sigma_schedule == ("log" if langevin else None)
