@@ -9,21 +9,36 @@ standard Gaussian noise, optionally only on the layers nearest the input.
 from keras_langevin import callbacks, sampling, schedules
 from keras_langevin.adadelta import LAdadelta
 from keras_langevin.adam import LAdam
+from keras_langevin.adamw import LAdamW
 from keras_langevin.base import LangevinMixin, langevin_optimizer
-from keras_langevin.layer import LayerLAdadelta, LayerLAdam, LayerLRMSprop, LayerLSGD
+from keras_langevin.layer import (
+    LayerLAdadelta,
+    LayerLAdam,
+    LayerLAdamW,
+    LayerLNadam,
+    LayerLRMSprop,
+    LayerLSGD,
+)
+from keras_langevin.nadam import LNadam
 from keras_langevin.rmsprop import LRMSprop
 from keras_langevin.sgd import LSGD
+from keras_langevin.sghmc import LSGHMC
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LSGD",
+    "LSGHMC",
     "LAdadelta",
     "LAdam",
+    "LAdamW",
+    "LNadam",
     "LRMSprop",
     "LangevinMixin",
     "LayerLAdadelta",
     "LayerLAdam",
+    "LayerLAdamW",
+    "LayerLNadam",
     "LayerLRMSprop",
     "LayerLSGD",
     "callbacks",

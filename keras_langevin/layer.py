@@ -14,6 +14,8 @@ import keras
 
 from keras_langevin.adadelta import LAdadelta
 from keras_langevin.adam import LAdam
+from keras_langevin.adamw import LAdamW
+from keras_langevin.nadam import LNadam
 from keras_langevin.rmsprop import LRMSprop
 from keras_langevin.selection import LayerSelection
 from keras_langevin.sgd import LSGD
@@ -76,6 +78,26 @@ class LayerLRMSprop(LRMSprop):
 @_with_layer_default
 class LayerLAdadelta(LAdadelta):
     """Layer Langevin Adadelta (documentation filled in below)."""
+
+    def __init__(
+        self, *args, langevin_layers: LayerSelection = PAPER_LAYER_FRACTION, **kwargs
+    ) -> None:
+        super().__init__(*args, langevin_layers=langevin_layers, **kwargs)
+
+
+@_with_layer_default
+class LayerLAdamW(LAdamW):
+    """Layer Langevin AdamW (documentation filled in below)."""
+
+    def __init__(
+        self, *args, langevin_layers: LayerSelection = PAPER_LAYER_FRACTION, **kwargs
+    ) -> None:
+        super().__init__(*args, langevin_layers=langevin_layers, **kwargs)
+
+
+@_with_layer_default
+class LayerLNadam(LNadam):
+    """Layer Langevin Nadam (documentation filled in below)."""
 
     def __init__(
         self, *args, langevin_layers: LayerSelection = PAPER_LAYER_FRACTION, **kwargs

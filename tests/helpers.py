@@ -13,6 +13,9 @@ BASES = {
     kl.LAdam: keras.optimizers.Adam,
     kl.LRMSprop: keras.optimizers.RMSprop,
     kl.LAdadelta: keras.optimizers.Adadelta,
+    kl.LAdamW: keras.optimizers.AdamW,
+    kl.LNadam: keras.optimizers.Nadam,
+    kl.LSGHMC: keras.optimizers.SGD,
 }
 
 

@@ -10,7 +10,7 @@ import keras_langevin as kl
 
 pytestmark = pytest.mark.multibackend
 
-ALL = [kl.LSGD, kl.LAdam, kl.LRMSprop, kl.LAdadelta]
+ALL = [kl.LSGD, kl.LAdam, kl.LRMSprop, kl.LAdadelta, kl.LAdamW, kl.LNadam, kl.LSGHMC]
 
 
 @pytest.mark.parametrize("cls", ALL)
@@ -43,6 +43,9 @@ def test_keras_arguments_and_defaults_are_kept():
         (kl.LAdam(), keras.optimizers.Adam()),
         (kl.LRMSprop(), keras.optimizers.RMSprop()),
         (kl.LAdadelta(), keras.optimizers.Adadelta()),
+        (kl.LAdamW(), keras.optimizers.AdamW()),
+        (kl.LNadam(), keras.optimizers.Nadam()),
+        (kl.LSGHMC(), keras.optimizers.SGD(momentum=0.9)),
     ]:
         mine = ours.get_config()
         for key, value in theirs.get_config().items():
@@ -103,6 +106,10 @@ def test_config_round_trips_every_argument():
         ),
         kl.LAdadelta(1.0, rho=0.9, epsilon=1e-6, sigma=0.05, ema_overwrite_frequency=5),
         kl.LayerLAdam(sigma=0.01),
+        kl.LAdamW(lr, 0.01, 0.8, amsgrad=True, sigma=0.02, seed=2, clipnorm=1.0),
+        kl.LNadam(1e-2, 0.8, 0.99, 1e-5, weight_decay=1e-3, sigma=schedule, noise="rademacher"),
+        kl.LSGHMC(0.05, 0.7, True, 1e-4, sigma=0.3, seed=9, langevin_layers=["dense*"]),
+        kl.LayerLNadam(sigma=0.01),
     ]
     for optimizer in cases:
         clone = _round_trip(optimizer)
@@ -112,13 +119,12 @@ def test_config_round_trips_every_argument():
 
 
 def test_layer_names_default_to_the_paper_fraction():
-    for cls in (kl.LayerLSGD, kl.LayerLAdam, kl.LayerLRMSprop, kl.LayerLAdadelta):
+    layer_classes = [kl.LayerLSGD, kl.LayerLAdam, kl.LayerLRMSprop, kl.LayerLAdadelta]
+    layer_classes += [kl.LayerLAdamW, kl.LayerLNadam]
+    for cls in layer_classes:
         optimizer = cls(sigma=1e-3)
         assert optimizer.langevin_layers == 0.3
-        assert isinstance(
-            optimizer,
-            ALL[[kl.LayerLSGD, kl.LayerLAdam, kl.LayerLRMSprop, kl.LayerLAdadelta].index(cls)],
-        )
+        assert isinstance(optimizer, ALL[layer_classes.index(cls)])
     assert kl.LayerLAdam(langevin_layers=0.5).langevin_layers == 0.5
 
 

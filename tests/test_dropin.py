@@ -24,7 +24,11 @@ LAYER_CLASSES = {
     kl.LayerLAdam: kl.LAdam,
     kl.LayerLRMSprop: kl.LRMSprop,
     kl.LayerLAdadelta: kl.LAdadelta,
+    kl.LayerLAdamW: kl.LAdamW,
+    kl.LayerLNadam: kl.LNadam,
 }
+# Defaults that differ from Keras's, on purpose: LSGHMC needs a momentum in (0, 1).
+DEFAULT_DIFFERENCES = {kl.LSGHMC: {"momentum": 0.9}}
 
 
 def _positional(cls):
@@ -38,7 +42,8 @@ def _positional(cls):
 @pytest.mark.parametrize("cls", list(BASES) + list(LAYER_CLASSES), ids=lambda c: c.__name__)
 def test_positional_arguments_are_keras(cls):
     base = BASES[LAYER_CLASSES.get(cls, cls)]
-    assert _positional(cls) == _positional(base)
+    changed = DEFAULT_DIFFERENCES.get(cls, {})
+    assert _positional(cls) == [(n, changed.get(n, d)) for n, d in _positional(base)]
     parameters = inspect.signature(cls).parameters
     for name in LANGEVIN_ARGS:
         assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
@@ -169,6 +174,9 @@ def test_public_api_is_typed():
         kl.LAdam,
         kl.LRMSprop,
         kl.LAdadelta,
+        kl.LAdamW,
+        kl.LNadam,
+        kl.LSGHMC,
         kl.langevin_optimizer,
         kl.schedules.LogAnnealing,
         kl.callbacks.SigmaLogger,

@@ -25,6 +25,9 @@ OPTIONS = {
     kl.LAdam: [{}, {"amsgrad": True}, {"beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-3}],
     kl.LRMSprop: [{}, {"centered": True}, {"momentum": 0.5}, {"centered": True, "momentum": 0.5}],
     kl.LAdadelta: [{}, {"rho": 0.9, "epsilon": 1e-5}],
+    kl.LAdamW: [{}, {"amsgrad": True}, {"weight_decay": 0.1, "beta_1": 0.5, "epsilon": 1e-3}],
+    kl.LNadam: [{}, {"beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-3}],
+    kl.LSGHMC: [{"momentum": 0.9}, {"momentum": 0.9, "nesterov": True}, {"momentum": 0.5}],
 }
 
 COMMON = [
