@@ -187,12 +187,14 @@ def errorbar_plot(
     """
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    plotted = 0
     for index, (label, xs, ys, errors) in enumerate(series):
         offset = (index - (len(series) - 1) / 2) * dodge
         xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
         keep = np.isfinite(ys)
         if not keep.any():
             continue
+        plotted += 1
         yerr = None
         if errors is not None and len(errors) == 2 and not np.isscalar(errors[0]):
             lows, highs = (np.asarray(e, dtype=float)[keep] for e in errors)
@@ -209,7 +211,7 @@ def errorbar_plot(
         axis.set_title(title, fontsize=10)
     if xticks is not None:
         axis.set_xticks(list(xticks))
-    if series:
+    if plotted:
         axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
     return save_figure(figure, path)

@@ -12,22 +12,22 @@ import keras
 import numpy as np
 import pytest
 
-from applications import depth_study, engine, files
+from applications import engine, files
 from applications.depth_study import (
     CSV_FIELDS,
-    ConfigMismatchError,
     initial_weights_path,
     main,
     parse_args,
     plan_runs,
     planned_specs,
     run_config,
-    summarize,
+    runner,
     weights_fingerprint,
 )
 
 QUICK_SEEDS = 2
-QUICK_OPTIMIZERS = ("adam", "ladam", "layer-ladam")
+KERAS_NAMES = ("adam", "ladam", "layer-ladam")
+STUDY_NAMES = (*KERAS_NAMES, "iso-layer-ladam", "rescaled-adam")
 
 
 def _read_rows(path):
@@ -62,56 +62,84 @@ def quick_study(tmp_path_factory):
 # ------------------------------------------------------------------------------ end to end
 
 
-def test_quick_study_writes_every_file(quick_study):
+def test_quick_study_writes_every_file_and_records_init_and_lr(quick_study):
     output, result = quick_study
     args = parse_args(["--quick"])
-    runs = len(args.depths) * QUICK_SEEDS * len(QUICK_OPTIMIZERS)
-    assert len(result["executed"]) == runs and result["skipped"] == []
-    for name in ("runs.csv", "completed.json", "config.json", "results.md", "gain_vs_depth.png"):
+    runs = len(args.depths) * QUICK_SEEDS * len(STUDY_NAMES)
+    assert len(result["planned"]) == runs and result["skipped"] == []
+    for name in ("runs.csv", "tuning.csv", "completed.json", "config.json", "results.md"):
         assert (output / name).is_file(), name
-
-    with open(output / "runs.csv", newline="") as handle:
-        assert next(csv.reader(handle)) == list(CSV_FIELDS)
-    rows = _read_rows(output / "runs.csv")
-    assert len(rows) == runs * args.epochs
-    epochs = Counter(_run_key(row) for row in rows)
-    assert len(epochs) == runs and set(epochs.values()) == {args.epochs}
-    for row in rows:
-        assert row["family"] == "mlp"
-        assert 0.0 <= float(row["val_accuracy"]) <= 1.0 and float(row["seconds"]) > 0
-        assert (row["sigma"] == "0") == (row["optimizer"] == "adam")
-
-    with open(output / "gain_vs_depth.png", "rb") as handle:
+    with open(output / "differences_vs_depth.png", "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    rows = _read_rows(output / "runs.csv")
+    assert list(rows[0]) == list(CSV_FIELDS) and len(rows) == runs * args.epochs
+    assert set(Counter(_run_key(row) for row in rows).values()) == {args.epochs}
+    assert json.loads((output / "config.json").read_text())["init"] == "he"
+    state = json.loads((output / "completed.json").read_text())
+    tuned = json.loads((output / "tuned_lr.json").read_text())
+    assert tuned["init"] == "he"
+    for entry in state["runs"].values():
+        assert entry["init"] == "he"
+        twin = {"iso-layer-ladam": "layer-ladam", "rescaled-adam": "adam"}
+        name = twin.get(entry["optimizer"], entry["optimizer"])
+        assert entry["lr"] == tuned["chosen"][str(entry["depth"])][name]
+    assert "kernel initialiser **he**" in (output / "results.md").read_text()
 
 
-def test_quick_results_table_has_every_depth_and_optimizer(quick_study):
+def test_learning_rates_are_chosen_on_the_validation_split(quick_study):
+    output, _ = quick_study
+    state = json.loads((output / "completed.json").read_text())
+    tuned = json.loads((output / "tuned_lr.json").read_text())["chosen"]
+    args = parse_args(["--quick"])
+    assert len(state["tuning"]) == len(args.depths) * len(KERAS_NAMES) * len(args.lr_grid)
+    for depth, chosen in tuned.items():
+        for name, lr in chosen.items():
+            entries = [
+                e
+                for e in state["tuning"].values()
+                if e["depth"] == int(depth) and e["optimizer"] == name
+            ]
+            best = max(entries, key=lambda e: (e["final_val_accuracy"], -e["final_val_loss"]))
+            assert lr == pytest.approx(float(best["lr"]))
+    table = _table((output / "results.md").read_text(), "## Tuned learning rates")
+    assert table[0] == ["depth", *sorted(KERAS_NAMES)]
+
+
+def test_validation_split_is_carved_from_the_training_set():
+    from applications.data import load_digits_arrays
+
+    args = parse_args(["--quick", "--train-take", "100", "--batch-size", "1000"])
+    config = run_config(args, 2)
+    split = runner.validation_split(config, 0.2)
+    x_train, _, x_test, _ = load_digits_arrays()
+    ((held_out, _),) = list(split.test)
+    ((trained, _),) = list(split.train.take(1))
+    assert split.train_size == 80 and split.test_size == 20
+    np.testing.assert_allclose(
+        np.sort(np.asarray(held_out).ravel()), np.sort(x_train[80:100].ravel())
+    )
+    assert np.asarray(trained).shape[0] == 80
+    held = {np.asarray(x).tobytes() for x in np.asarray(held_out)}
+    assert not held & {x.tobytes() for x in x_test}
+    assert not held & {np.asarray(x).tobytes() for x in np.asarray(trained)}
+
+
+def test_results_table_has_every_depth_optimizer_and_control(quick_study):
     output, _ = quick_study
     args = parse_args(["--quick"])
     markdown = (output / "results.md").read_text()
-    assert f"Seeds: {QUICK_SEEDS}" in markdown and f"epochs: {args.epochs}" in markdown
-
     accuracy = _table(markdown, "## Final test accuracy")
-    assert accuracy[0] == ["depth", *QUICK_OPTIMIZERS]
+    assert accuracy[0] == ["depth", *STUDY_NAMES]
     assert [int(row[0]) for row in accuracy[2:]] == list(args.depths)
-    for row in accuracy[2:]:
-        assert all("±" in cell for cell in row[1:])  # mean ± std over the 2 seeds
-
-    gains = _table(markdown, "## Paired gain")
-    assert gains[0] == ["depth", "ladam − adam", "layer-ladam − adam"]
-    assert [int(row[0]) for row in gains[2:]] == list(args.depths)
-    for row in gains[2:]:
-        assert all(cell.endswith(f"(n={QUICK_SEEDS})") for cell in row[1:])
-
-
-def test_quick_paired_gain_matches_csv(quick_study):
-    output, _ = quick_study
+    differences = _table(markdown, "## Paired difference")
+    assert differences[0] == ["depth"] + [f"{n} − adam" for n in STUDY_NAMES[1:]]
     rows = _read_rows(output / "runs.csv")
-    final = {_run_key(row): float(row["val_accuracy"]) for row in rows if row["epoch"] == "2"}
-    depth = min(parse_args(["--quick"]).depths)
-    gains = [final[(depth, s, "ladam", "0.005")] - final[(depth, s, "adam", "0")] for s in (0, 1)]
-    cell = _table((output / "results.md").read_text(), "## Paired gain")[2][1]
-    assert cell.startswith(f"{100 * np.mean(gains):+.2f} ± {100 * np.std(gains, ddof=1):.2f}")
+    final = {_run_key(r): float(r["val_accuracy"]) for r in rows if r["epoch"] == "2"}
+    depth = args.depths[0]
+    d = [final[(depth, s, "ladam", "0.005")] - final[(depth, s, "adam", "0")] for s in (0, 1)]
+    cell = differences[2][1]
+    assert cell.startswith(f"{100 * np.mean(d):+.1f}".replace("-", "−"))
+    assert cell.endswith(f"n={QUICK_SEEDS})") and "[" in cell
 
 
 def test_every_optimizer_of_a_depth_and_seed_starts_from_the_same_weights(quick_study):
@@ -121,110 +149,165 @@ def test_every_optimizer_of_a_depth_and_seed_starts_from_the_same_weights(quick_
     for run in runs.values():
         by_group.setdefault((run["depth"], run["seed"]), set()).add(run["initial_weights"])
     assert len(by_group) == len(parse_args(["--quick"]).depths) * QUICK_SEEDS
-    for fingerprints in by_group.values():
-        assert len(fingerprints) == 1  # every optimizer of the group
-    assert len({next(iter(f)) for f in by_group.values()}) == len(by_group)  # groups differ
+    assert all(len(fingerprints) == 1 for fingerprints in by_group.values())
+    assert len({next(iter(f)) for f in by_group.values()}) == len(by_group)
+
+
+def test_rescaled_control_follows_layer_langevin_norms(quick_study):
+    output, _ = quick_study
+    runs = json.loads((output / "completed.json").read_text())["runs"]
+    for entry in runs.values():
+        if entry["optimizer"] != "rescaled-adam":
+            continue
+        layer = runs[f"{entry['depth']}|{entry['seed']}|layer-ladam|0.005"]
+        assert set(entry["rescale_factors"]) == set(layer["norms"]) and layer["norms"]
+        assert all(len(f) == 2 for f in entry["rescale_factors"].values())
+
+
+def test_non_layer_optimizers_write_the_report_replacing_a_stale_one(tmp_path):
+    """Issue 19 item 8: without a layer-* optimizer the study used to crash after its runs."""
+    output = tmp_path / "study"
+    output.mkdir()
+    (output / "results.md").write_text("stale")
+    argv = ["--quick", "--optimizers", "adam", "ladam", "--lr", "0.01", "--depths", "2"]
+    result = main(argv + ["--output", str(output)])
+    assert len(result["executed"]) == 2
+    markdown = (output / "results.md").read_text()
+    assert markdown.startswith("# Depth study") and "ladam − adam" in markdown
+    assert _table(markdown, "## Final test accuracy")[0] == ["depth", "adam", "ladam"]
+    assert "0.01 for every optimizer (no tuning)" in markdown
+
+
+# ------------------------------------------------------------------------------ controls
+
+
+def test_rescaler_sets_the_recorded_norms():
+    from applications.depth_study import controls
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="d")(inputs))
+    model.compile(optimizer="adam", loss="mse")
+    targets = {"d/kernel": [5.0, 0.5]}
+    rescaler = controls.NormRescaler(targets)
+    x, y = np.ones((8, 4), "float32"), np.zeros((8, 3), "float32")
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[rescaler])
+    assert np.linalg.norm(model.get_layer("d").kernel) == pytest.approx(5.0, rel=1e-5)
+    model.fit(x, y, initial_epoch=1, epochs=2, verbose=0, callbacks=[rescaler])
+    assert np.linalg.norm(model.get_layer("d").kernel) == pytest.approx(0.5, rel=1e-5)
+
+
+def test_isotropic_noise_keeps_the_draws_and_the_mean_scale():
+    """One step from the same state: LAdam's noise is sigma sqrt(lr) sqrt(P) xi; the control's
+    is sigma sqrt(lr) mean(sqrt(P)) xi, with the same xi (same seed and variable index)."""
+    import keras_langevin as kl
+    from applications.depth_study import controls
+
+    rng = np.random.default_rng(0)
+    value, gradient = rng.normal(size=(30, 20)), rng.normal(size=(30, 20))
+    sigma, lr, eps = 0.1, 0.01, 1e-6
+
+    def step(optimizer_class, sigma_value):
+        variable = keras.Variable(value.astype("float32"))
+        optimizer = optimizer_class(learning_rate=lr, sigma=sigma_value, seed=3, epsilon=eps)
+        optimizer.apply([keras.ops.convert_to_tensor(gradient, "float32")], [variable])
+        return np.asarray(variable, dtype=np.float64)
+
+    adam = step(kl.LAdam, 0.0)
+    langevin = (step(kl.LAdam, sigma) - adam) / (sigma * np.sqrt(lr))
+    iso = (step(controls.isotropic(kl.LAdam), sigma) - adam) / (sigma * np.sqrt(lr))
+    v = 0.001 * gradient**2  # (1 - beta_2) g^2 after one step
+    sqrt_p = np.sqrt(np.sqrt(0.001) / (0.1 * (np.sqrt(v) + eps)))
+    xi = langevin / sqrt_p
+    np.testing.assert_allclose(iso, np.mean(sqrt_p) * xi, rtol=2e-3, atol=2e-3)
+    assert abs(np.std(xi) - 1) < 0.15  # 600 normals: the SD of their SD is ~0.03
+
+
+# ------------------------------------------------------------------------------ statistics
+
+
+def test_holm_and_sign_flip_and_bootstrap():
+    from applications.depth_study import stats
+
+    np.testing.assert_allclose(stats.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    adjusted = stats.holm([0.02, float("nan")])
+    assert adjusted[0] == 0.02 and np.isnan(adjusted[1])
+    # Ten positive differences: 2 of the 1024 sign patterns are as extreme (exact test).
+    summary = stats.paired_summary(np.linspace(0.01, 0.1, 10))
+    assert summary["p"] == pytest.approx(2 / 1024)
+    d = np.random.default_rng(1).normal(1.0, 1.0, size=200)
+    low, high = stats.bootstrap_interval(d)
+    assert low < d.mean() < high
+    # Width 2 * 1.96 * s / sqrt(n) for the mean of 200 draws; 20% leaves room for BCa.
+    assert high - low == pytest.approx(2 * 1.96 * d.std(ddof=1) / np.sqrt(200), rel=0.2)
+    assert stats.paired_summary([0.0, 0.0])["p"] == 1.0
 
 
 # ------------------------------------------------------------------------------ helpers
 
 
-def _weights(path, args, depth):
-    model = engine.build_model(run_config(args, depth), engine.load_data(run_config(args, depth)))
-    model.load_weights(path)
-    return model.get_weights()
-
-
 def test_initial_weights_depend_only_on_family_depth_and_seed(tmp_path):
-    args = parse_args(["--family", "resnet", "--image-size", "8", "--output", str(tmp_path)])
-    first = _weights(initial_weights_path(args, 8, 0), args, 8)
-    # Disturb every random generator and the Keras session, as earlier runs would.
+    args = parse_args(["--family", "resnet-nobn", "--image-size", "8", "--output", str(tmp_path)])
+    first = initial_weights_path(args, 8, 0)
     engine.build_model(run_config(args, 14), engine.load_data(run_config(args, 14)))
     np.random.default_rng().random(10)
-    args_again = parse_args(
-        ["--family", "resnet", "--image-size", "8", "--output", str(tmp_path / "b")]
+    again_args = parse_args(
+        ["--family", "resnet-nobn", "--image-size", "8", "--output", str(tmp_path / "b")]
     )
-    again = _weights(initial_weights_path(args_again, 8, 0), args, 8)
-    other = _weights(initial_weights_path(args, 8, 1), args, 8)
     model = engine.build_model(run_config(args, 8), engine.load_data(run_config(args, 8)))
-    assert len(first) == len(model.get_weights())  # batch-norm statistics included
-    assert len(model.get_weights()) > len(model.trainable_weights)
-    assert weights_fingerprint(first) == weights_fingerprint(again)
-    for a, b in zip(first, again):
-        np.testing.assert_array_equal(a, b)
-    assert weights_fingerprint(first) != weights_fingerprint(other)
+    weights = []
+    for path in (first, initial_weights_path(again_args, 8, 0), initial_weights_path(args, 8, 1)):
+        model.load_weights(path)
+        weights.append(weights_fingerprint(model.get_weights()))
+    assert weights[0] == weights[1] != weights[2]
 
 
 def test_trainer_reused_across_seeds_equals_a_fresh_one(tmp_path):
-    """Each run of a reused trainer starts from the given weights and a fresh optimizer.
-
-    The tolerance leaves room for the last bits of float sums: a stale optimizer state, moving
-    statistics or noise seed would change the losses in the first digits.
-    """
+    """A reused trainer starts each run from the given weights and a fresh optimizer."""
     args = parse_args(
-        ["--family", "resnet", "--quick", "--image-size", "8", "--epochs", "2"]
-        + ["--train-take", "96", "--test-take", "32", "--batch-size", "32"]
-        + ["--output", str(tmp_path)]
+        [
+            "--quick",
+            "--train-take",
+            "96",
+            "--test-take",
+            "32",
+            "--batch-size",
+            "32",
+            "--output",
+            str(tmp_path),
+        ]
     )
-    initial = {seed: initial_weights_path(args, 8, seed) for seed in (0, 1)}
+    initial = {seed: initial_weights_path(args, 6, seed) for seed in (0, 1)}
 
     def fit(trainer):
         records = engine.EpochRecords(str(tmp_path / "rows.csv"), CSV_FIELDS)
         trainer.fit([records])
         return records.rows
 
-    config = run_config(args, 8, "layer-ladam", "0.005")
-    reused = engine.Trainer(config, initial_weights=initial[0])
+    job = runner.job_for(args, run_config, "layer-ladam", 6, 0.01, sigma=0.005)
+    reused = runner.StudyTrainer(job, initial[0])
     reused.reset(0, initial[0])
     fit(reused)
     reused.reset(1, initial[1])
-    assert weights_fingerprint(reused.model.get_weights()) == weights_fingerprint(
-        _weights(initial[1], args, 8)
-    )
     rows_reused = fit(reused)
-
-    fresh = engine.Trainer(config.replace(seed=1), initial_weights=initial[1])
-    keras.utils.set_random_seed(1)
+    job = runner.job_for(args, run_config, "layer-ladam", 6, 0.01, sigma=0.005)
+    fresh = runner.StudyTrainer(job, initial[1])
+    fresh.reset(1, initial[1])
     rows_fresh = fit(fresh)
     for a, b in zip(rows_reused, rows_fresh):
-        for field in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        for field in ("loss", "val_loss"):
             np.testing.assert_allclose(a[field], b[field], rtol=1e-3, err_msg=field)
-    for a, b in zip(reused.model.get_weights(), fresh.model.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
-def test_plan_groups_runs_and_sweeps_only_the_deepest_depth():
-    plan = plan_runs([2, 5], [0, 1], ["adam", "ladam"], sigma=None, sigma_sweep=[0.001, 0.005])
+def test_plan_orders_controls_last_and_sweeps_only_the_deepest_depth():
+    sigma = {"adam": 0.0, "ladam": 0.005, "layer-ladam": 0.005, "iso-layer-ladam": 0.005}
+    sigma["rescaled-adam"] = 0.0
+    names = ["rescaled-adam", "iso-layer-ladam", "layer-ladam", "adam", "ladam"]
+    plan = plan_runs([2, 5], [0, 1], names, sigma.get, sigma_sweep=[0.001, 0.005])
     specs = planned_specs(plan)
     assert len(specs) == len({spec.key for spec in specs})
-    assert [depth for depth, _ in plan] == [2, 5]
-    assert [config for config, _ in plan[0][1]] == [("adam", "0"), ("ladam", "0.005")]
-    # 0.005 is the main-grid sigma of ladam: swept once, not twice.
-    assert [config for config, _ in plan[1][1]] == [
-        ("adam", "0"),
-        ("ladam", "0.005"),
-        ("ladam", "0.001"),
-    ]
-    assert all([spec.seed for spec in group] == [0, 1] for _, c in plan for _, group in c)
-
-
-def test_summary_pairs_runs_by_seed():
-    args = parse_args(["--depths", "3", "--seeds", "3", "--sigma-sweep", "0.01"])
-    accuracy = {("adam", "0"): [0.5, 0.6, 0.7], ("ladam", "0.005"): [0.6, 0.6, 0.9]}
-    accuracy[("ladam", "0.01")] = [0.4, 0.5, 0.6]
-    accuracy[("layer-ladam", "0.005")] = [0.5, 0.7]  # seed 2 missing
-    rows = [
-        {"depth": 3, "seed": seed, "optimizer": name, "sigma": sigma, "epoch": args.epochs}
-        | {"val_accuracy": value}
-        for (name, sigma), values in accuracy.items()
-        for seed, value in enumerate(values)
-    ]
-    summary = summarize(rows, args)
-    np.testing.assert_allclose(summary["gains"][(3, "ladam")], [0.1, 0.0, 0.2])
-    np.testing.assert_allclose(summary["gains"][(3, "layer-ladam")], [0.0, 0.1])
-    accs, gains = summary["sweep"][("ladam", 0.01)]
-    np.testing.assert_allclose(gains, [-0.1, -0.1, -0.1])
-    assert len(accs) == 3
+    assert [c[0] for c, _ in plan[0][1]] == list(STUDY_NAMES)
+    assert [c for c, _ in plan[1][1]][5:] == [("ladam", "0.001"), ("layer-ladam", "0.001")]
 
 
 # ------------------------------------------------------------------------------ resume
@@ -232,15 +315,11 @@ def test_summary_pairs_runs_by_seed():
 
 def test_resume_runs_only_the_missing_runs(tmp_path, monkeypatch):
     output = tmp_path / "study"
-    argv = ["--quick", "--output", str(output)]
+    argv = ["--quick", "--lr", "0.01", "--controls", "none", "--output", str(output)]
     all_keys = main(argv + ["--stop-after", "2"])["planned"]
-    assert len(all_keys) == 6
-    rows = _read_rows(output / "runs.csv")
-    assert len(rows) == 2 * 2
+    assert len(all_keys) == 6 and len(_read_rows(output / "runs.csv")) == 2 * 2
 
-    # Interrupt the next invocation after the first epoch of its second run.
-    real_append = files.append_csv_row
-    calls = []
+    real_append, calls = files.append_csv_row, []
 
     def interrupting_append(path, fields, row):
         real_append(path, fields, row)
@@ -252,60 +331,27 @@ def test_resume_runs_only_the_missing_runs(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         main(argv)
     monkeypatch.undo()
-    rows = _read_rows(output / "runs.csv")
-    assert len(rows) == 3 * 2 + 1  # three complete runs and one epoch of the fourth
-    assert len(json.loads((output / "completed.json").read_text())["runs"]) == 3
+    assert len(_read_rows(output / "runs.csv")) == 3 * 2 + 1
     with open(output / "runs.csv", "a") as handle:
         handle.write("mlp,2,0,ad")  # a line torn by the interruption
-
     result = main(argv)
-    assert result["skipped"] == all_keys[:3]
-    assert result["executed"] == all_keys[3:]
+    assert result["skipped"] == all_keys[:3] and result["executed"] == all_keys[3:]
     rows = _read_rows(output / "runs.csv")
-    keys = Counter((_run_key(row), row["epoch"]) for row in rows)
-    assert len(rows) == 6 * 2 and set(keys.values()) == {1}  # complete, no duplicates
+    assert len(rows) == 6 * 2 and set(
+        Counter((_run_key(r), r["epoch"]) for r in rows).values()
+    ) == {1}
     assert "Runs complete: 6 of 6" in (output / "results.md").read_text()
-
-    # A run whose rows went missing is redone; nothing else is.
-    depth, seed, optimizer, sigma = all_keys[0].split("|")
-    kept = [row for row in rows if _run_key(row) != (int(depth), int(seed), optimizer, sigma)]
-    with open(output / "runs.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(kept)
-    assert main(argv)["executed"] == [all_keys[0]]
     assert main(argv)["executed"] == []
-    invocations = json.loads((output / "completed.json").read_text())["invocations"]
-    assert [item["runs_executed"] for item in invocations] == [2, 1, 3, 1, 0]
 
 
-def test_resume_with_another_grid_of_optimizers(quick_study):
-    """The grid may change on resume, also to optimizers that use fewer settings."""
-    output, _ = quick_study
-    args = parse_args(["--quick", "--optimizers", "adam", "--output", str(output)])
-    assert args.langevin_layers is None and args.noise is None
-    config = json.loads((output / "config.json").read_text())
-    assert depth_study.study_config(args) == config
-
-
-def test_a_study_from_before_the_epsilon_flag_keeps_keras_epsilon(tmp_path, capsys):
-    """config.json without "epsilon" (written before the flag): resumed without --epsilon, the
-    study keeps Keras's epsilon; asked explicitly for another epsilon, it is refused."""
-    args = parse_args(["--quick", "--output", str(tmp_path)])
-    config = depth_study.study_config(args)
-    old = {key: value for key, value in config.items() if key != "epsilon"}
-    (tmp_path / "config.json").write_text(json.dumps(old))
-    depth_study.check_config(str(tmp_path), dict(config), args)
-    assert args.epsilon == "keras" and "with its epsilon: keras" in capsys.readouterr().out
-    explicit = parse_args(["--quick", "--epsilon", "paper", "--output", str(tmp_path)])
-    with pytest.raises(ConfigMismatchError, match="epsilon"):
-        depth_study.check_config(str(tmp_path), depth_study.study_config(explicit), explicit)
-
-
-def test_resume_refuses_other_settings(quick_study):
-    output, _ = quick_study
-    with pytest.raises(ConfigMismatchError, match="epochs"):
-        main(["--quick", "--epochs", "3", "--output", str(output)])
+def test_settings_mismatch_is_a_usage_error(tmp_path, capsys):
+    """Issue 19 item 12: exit 2 with the differing setting named, not a traceback."""
+    output = str(tmp_path / "study")
+    main(["--quick", "--depths", "2", "--stop-after", "0", "--output", output])
+    with pytest.raises(SystemExit) as error:
+        main(["--quick", "--depths", "2", "--epochs", "3", "--output", output])
+    assert error.value.code == 2
+    assert "epochs: stored 2, requested 3" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ flags
@@ -314,38 +360,35 @@ def test_resume_refuses_other_settings(quick_study):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--family", "resnet", "--depths", "10"], "6n+2"),
-        (["--family", "resnet", "--depths", "8,20,10"], "received 10"),
+        (["--family", "resnet-nobn", "--depths", "10"], "6n+2"),
         (["--family", "densenet", "--depths", "8"], "3n+4"),
-        (["--optimizers", "adam", "ladamw"], "unknown optimizer(s) 'ladamw'"),
+        (["--optimizers", "adam", "ladamx"], "ladamx"),
         (["--optimizers", "adam", "--sigma-sweep", "0.01"], "Langevin optimizer"),
-        (["--seeds", "0", "-1"], "--seeds: expected an integer >= 0, got '-1'"),
-        (["--depths", "two"], "--depths: expected a positive integer, got 'two'"),
-        (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
-        (["--optimizers", "adam", "--sigma", "0.1"], "--sigma is used by only the Langevin"),
-        (["--optimizers", "adam", "ladam", "--langevin-layers", "0.5"], "--langevin-layers"),
-        (["--langevin-layers", "nope_*"], "names no layer of the model"),
+        (["--controls", "iso", "bogus"], "--controls"),
+        (["--init", "lecun"], "invalid choice: 'lecun'"),
+        (["--validation-fraction", "1.5"], "--validation-fraction"),
+        (["--optimizers", "adam", "--sigma", "0.1"], "--sigma"),
+        (["--langevin-layers", "nope_*"], "nope_*"),
     ],
 )
 def test_bad_flags_fail_before_any_work(tmp_path, capsys, argv, message):
     output = tmp_path / "never"
     with pytest.raises(SystemExit) as error:
-        main(argv + ["--output", str(output)])
+        main(argv + ["--quick", "--output", str(output)])
     assert error.value.code == 2
     assert message in capsys.readouterr().err
     assert not output.exists()
 
 
 def test_parse_args_defaults_and_lists():
-    args = parse_args(["--quick"])
-    assert args.epochs == 2 and args.seeds == [0] and args.image_size == 8
-    assert args.train_take is not None and args.optimizers == list(QUICK_OPTIMIZERS)
-    args = parse_args(["--seeds", "4", "--depths", "10,2", "5"])
-    assert args.epsilon == "paper" and args.langevin_layers == 0.3
-    assert args.seeds == [0, 1, 2, 3] and args.depths == [2, 5, 10]
-    assert parse_args(["--seeds", "7,"]).seeds == [7]
-    assert parse_args(["--seeds", "3", "5"]).seeds == [3, 5]
-    args = parse_args(["--optimizers", "layer-lrmsprop", "ladam"])
+    args = parse_args([])
+    assert args.seeds == list(range(10)) and args.depths == [10, 20, 30, 40, 60]
+    assert args.init == "he" and args.lr_grid == [0.3, 1.0, 3.0]
+    assert args.optimizers == list(STUDY_NAMES)
+    args = parse_args(["--quick", "--controls", "none", "--optimizers", "layer-lrmsprop", "ladam"])
     assert args.optimizers == ["rmsprop", "layer-lrmsprop", "adam", "ladam"]
-    args = parse_args(["--family", "resnet"])
-    assert args.image_size is None and all((d - 2) % 6 == 0 for d in args.depths)
+    assert parse_args(["--seeds", "7,"]).seeds == [7]
+    args = parse_args(["--family", "resnet-nobn"])
+    assert args.depths == [14, 20, 32, 44, 56] and args.image_size == 8
+    assert run_config(args, 14).model == "resnet-nobn-14"
+    assert dict(run_config(args, 14).model_options)["init"] == "he"
