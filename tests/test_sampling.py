@@ -322,7 +322,9 @@ def test_sampler_refuses_samples_of_a_model_with_other_shapes(tmp_path):
     x, y = _data()
     _model().fit(x, y, epochs=1, verbose=0, callbacks=[sampling.PosteriorSampler(tmp_path)])
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
-    other.compile(optimizer=kl.LSGD(learning_rate=0.1), loss="sparse_categorical_crossentropy")
+    other.compile(
+        optimizer=kl.LSGD(learning_rate=0.1, sigma=0.1), loss="sparse_categorical_crossentropy"
+    )
     with pytest.raises(ValueError, match="other weight shapes"):
         other.fit(x, y, epochs=1, verbose=0, callbacks=[sampling.PosteriorSampler(tmp_path)])
 

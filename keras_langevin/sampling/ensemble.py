@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from keras_langevin.sampling import _weights_io, calibration
+from keras_langevin.sampling import _guards, _weights_io, calibration
 from keras_langevin.sampling.sampler import PosteriorSampler, Sample, load_samples
 
 EnsemblePrediction = collections.namedtuple(
@@ -44,7 +44,9 @@ class PosteriorEnsemble:
             (sigmoid), or the corresponding logits with `from_logits=True`.
         samples: a directory written by `PosteriorSampler`, the sampler itself, or a list of
             `Sample`s or paths of `.weights.h5` files.
-        from_logits: whether the model outputs logits. Defaults to `False`.
+        from_logits: whether the model outputs logits. Defaults to `False`; then outputs
+            that are not probabilities (a negative value, a value above 1 for one column,
+            rows not summing to 1 within 1e-3) are refused with a `ValueError`.
     """
 
     def __init__(self, model, samples, *, from_logits=False):
@@ -52,7 +54,18 @@ class PosteriorEnsemble:
         if isinstance(samples, PosteriorSampler):
             samples = samples.samples
         elif isinstance(samples, (str, os.PathLike)):
-            samples = load_samples(samples)
+            directory = os.fspath(samples)
+            if not os.path.isdir(directory):
+                raise FileNotFoundError(
+                    "Argument `samples` must be a directory written by PosteriorSampler, a "
+                    f"PosteriorSampler or a list of samples. No such directory: {directory}"
+                )
+            samples = load_samples(directory)
+            if not samples:
+                raise ValueError(
+                    f"Argument `samples`: the directory {directory} holds no posterior samples "
+                    "(no manifest.json listing any)."
+                )
         paths = []
         for sample in samples:
             path = sample.path if isinstance(sample, Sample) else sample
@@ -82,6 +95,8 @@ class PosteriorEnsemble:
                 shape = output.shape
                 output = output.astype("float64")
                 binary = output.ndim == 1 or output.shape[-1] == 1
+                if not self.from_logits:
+                    _guards.check_probabilities(output, binary)
                 if binary:
                     output = output.reshape(-1)
                     if self.from_logits:

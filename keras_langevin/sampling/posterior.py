@@ -51,7 +51,10 @@ def posterior_sigma(num_examples, temperature=1.0, *, momentum=0.0):
     `exp(-U / T)` for any fixed prior).
 
     Args:
-        num_examples: int >= 1, the number `N` of training examples the loss averages over.
+        num_examples: int >= 1, the number `N` of training examples the loss averages over
+            (the size of the training set, not the number of batches: with `N / B` batches
+            the posterior would be `sqrt(B)` times too wide; `PosteriorSampler` warns when
+            sigma implies no more examples than batches).
         temperature: float > 0. `1` samples the posterior; `T < 1` a "cold" posterior.
         momentum: float in [0, 1), the `momentum` of `LSGD`. Defaults to `0.0`.
 

@@ -8,7 +8,7 @@ import os
 import keras
 from keras import ops
 
-from keras_langevin.sampling import _checks, _weights_io
+from keras_langevin.sampling import _checks, _guards, _weights_io
 
 MANIFEST = "manifest.json"
 _FORMAT = "keras_langevin.posterior_samples"
@@ -117,6 +117,13 @@ class PosteriorSampler(keras.callbacks.Callback):
     One process writes (the usual single-host `fit`, `tf.distribute.MirroredStrategy`
     included).
 
+    Guards (at the start of `fit`): a loss with `reduction="sum"` (the posterior would be
+    `sqrt(batch size)` times too narrow) is refused; an optimizer that adds no noise (not a
+    Langevin optimizer, or a float `sigma` of 0: the samples are then an optimisation path, as
+    a MAP or deep-ensemble baseline saves them on purpose) and a constant sigma that is
+    `posterior_sigma(N)` with `N` at most the number of batches per epoch (the number of
+    batches passed instead of examples) give a `UserWarning`.
+
     Args:
         directory: path of the folder for the samples (created if needed).
         burn_in_epochs: int >= 0, epochs at the start with no sample. Defaults to `0`.
@@ -181,6 +188,10 @@ class PosteriorSampler(keras.callbacks.Callback):
     # ----------------------------------------------------------------------- callbacks
 
     def on_train_begin(self, logs=None):
+        optimizer = self.model.optimizer
+        _guards.check_noise(optimizer)
+        _guards.check_loss_reduction(self.model)
+        _guards.check_num_examples(optimizer, _guards.steps_per_epoch(self.params))
         os.makedirs(self.directory, exist_ok=True)
         for name in os.listdir(self.directory):  # leftovers of a write cut short by a crash
             if name.startswith(_TEMP_PREFIX):
