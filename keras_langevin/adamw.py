@@ -31,6 +31,11 @@ class LAdamW(LangevinMixin, keras.optimizers.AdamW):
     The decay is applied outside the preconditioner, so under noise it is not the Gaussian
     prior it would be in the loss (see `keras_langevin.sampling.posterior_sigma`).
 
+    The other arguments of `keras.optimizers.AdamW` (`clipnorm`, `clipvalue`, `global_clipnorm`,
+    `use_ema`, `ema_momentum`, `ema_overwrite_frequency`, `loss_scale_factor`,
+    `gradient_accumulation_steps`, `name`) are as in Keras, in the same positions and with the
+    same defaults. `name=None` gives a unique name (`ladamw`, `ladamw_1`, ...).
+
     Args:
         learning_rate: Float or `LearningRateSchedule`. Defaults to `0.001`.
         weight_decay: Float, the decoupled decay rate (required, as in Keras).
@@ -39,10 +44,6 @@ class LAdamW(LangevinMixin, keras.optimizers.AdamW):
         beta_2: Float, decay of the second moment. Defaults to `0.999`.
         epsilon: Float added to `sqrt(v_t)`. Defaults to `1e-7`.
         amsgrad: Bool, the AMSGrad variant (Reddi et al., 2018). Defaults to `False`.
-        clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-            ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name:
-            as in Keras, in the same positions and with the same defaults. `name=None`
-            gives a unique name (`ladamw`, `ladamw_1`, ...).
         {{langevin_args}}
 
     References:

@@ -32,15 +32,17 @@ class LNadam(LangevinMixin, keras.optimizers.Nadam):
     preconditioned like the drift. For large `t` it is `1 / (sqrt(v_t) + epsilon)`, as
     `LAdam`'s. With `sigma=0` it is exactly `keras.optimizers.Nadam`.
 
+    The other arguments of `keras.optimizers.Nadam` (`weight_decay`, `clipnorm`, `clipvalue`,
+    `global_clipnorm`, `use_ema`, `ema_momentum`, `ema_overwrite_frequency`,
+    `loss_scale_factor`, `gradient_accumulation_steps`, `name`) are as in Keras, in the same
+    positions and with the same defaults. `name=None` gives a unique name (`lnadam`, `lnadam_1`,
+    ...).
+
     Args:
         learning_rate: Float or `LearningRateSchedule`. Defaults to `0.001`.
         beta_1: Float, decay of the first moment. Defaults to `0.9`.
         beta_2: Float, decay of the second moment. Defaults to `0.999`.
         epsilon: Float added to `sqrt(v_hat_t)`. Defaults to `1e-7`.
-        weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-            ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name:
-            as in Keras, in the same positions and with the same defaults. `name=None`
-            gives a unique name (`lnadam`, `lnadam_1`, ...).
         {{langevin_args}}
 
     References:
