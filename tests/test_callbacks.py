@@ -89,11 +89,33 @@ def test_sigma_logger_writes_history_and_csv(tmp_path):
         verbose=0,
         callbacks=[kl.callbacks.SigmaLogger(), keras.callbacks.CSVLogger(path)],
     )
-    expected = [0.1 / math.sqrt(math.log(math.e + 0.5 * BATCHES * e)) for e in (1, 2)]
+    # The mean over each epoch's updates, at steps 4 (e - 1), ..., 4 e - 1.
+    expected = [
+        np.mean([0.1 / math.sqrt(math.log(math.e + 0.5 * t)) for t in range(4 * e - 4, 4 * e)])
+        for e in (1, 2)
+    ]
     np.testing.assert_allclose(history.history["sigma"], expected, rtol=1e-5)
     with open(path) as f:
         rows = list(csv.DictReader(f))
     np.testing.assert_allclose([float(r["sigma"]) for r in rows], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("exploration,expected", [(0.5, 0.3), (0.75, 0.15)])
+def test_sigma_logger_logs_the_mean_of_a_cyclical_sigma(exploration, expected):
+    """Cycles of 2 epochs (8 steps, 4 per epoch) whose sampling part lies in the second epoch:
+    the log shows the mean sigma of the epoch's updates (0.3 on all 4, or on 2 of 4), where
+    the value at the epoch's last step count (the next cycle's first step) is 0."""
+    x, y = _data()
+    model = _probe_model()
+    sigma = kl.sampling.CyclicalSigma(0.3, cycle_steps=8, exploration_fraction=exploration)
+    model.compile(kl.LSGD(0.01, sigma=sigma, seed=0), "sparse_categorical_crossentropy")
+    logger = kl.callbacks.SigmaLogger()
+    history = model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[logger])
+    np.testing.assert_allclose(history.history["sigma"], [0, expected, 0, expected], rtol=1e-6)
+    assert kl.callbacks.current_sigma(model.optimizer) == 0.0  # step 16: a new cycle
+    # A schedule that does not map over a vector of steps is evaluated step by step.
+    scalar = keras.optimizers.schedules.PiecewiseConstantDecay([5], [0.2, 0.1])
+    assert kl.callbacks.mean_sigma(scalar, 4, 8) == pytest.approx((0.2 * 2 + 0.1 * 2) / 4)
 
 
 def test_sigma_logger_with_plain_keras_optimizer_logs_zero():
