@@ -212,6 +212,43 @@ def unwrap_optimizer(optimizer):
     return optimizer
 
 
+def add_loss_scale_sigma(is_langevin):
+    """Gives `keras.optimizers.LossScaleOptimizer` a `sigma` property that reads and sets the
+    sigma of the Langevin optimizer inside it, as Keras forwards `learning_rate`.
+
+    Without it, `optimizer.sigma = 0.0` on the wrapper that `compile` puts around a Langevin
+    optimizer under `mixed_float16` stores a plain attribute and changes nothing. Around any
+    other optimizer the property raises AttributeError, as the attribute did not exist.
+    Returns the property, or None where the installed Keras defines `sigma` itself.
+    """
+    wrapper = getattr(keras.optimizers, "LossScaleOptimizer", None)
+    if wrapper is None:
+        return None
+    current = wrapper.__dict__.get("sigma")
+    if current is not None:
+        return current if getattr(current.fget, "keras_langevin", False) else None
+
+    def inner(optimizer):
+        found = unwrap_optimizer(optimizer)
+        if not is_langevin(found):
+            raise AttributeError(
+                f"{type(optimizer).__name__} has no attribute 'sigma': its inner optimizer "
+                f"{type(found).__name__} is not a Langevin optimizer."
+            )
+        return found
+
+    def get(self):
+        return inner(self).sigma
+
+    def set_(self, value):
+        inner(self).sigma = value
+
+    sigma = property(get, set_, doc="The sigma of the Langevin optimizer inside.")
+    sigma.fget.keras_langevin = True
+    wrapper.sigma = sigma
+    return sigma
+
+
 def models_compiled_with(optimizer, depth=2):
     """The distinct `keras.Model`s among the callers' local variables whose optimizer
     (unwrapped) is `optimizer` itself: the model Keras is fitting (`fit`, `compile` after

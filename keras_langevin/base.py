@@ -13,6 +13,7 @@ at all, so the optimizer is then Keras's own.
 
 from __future__ import annotations
 
+import inspect
 import math
 import weakref
 from numbers import Integral, Real
@@ -39,7 +40,8 @@ langevin_args_doc = """sigma: Float >= 0 or a `keras.optimizers.schedules.Learni
             takes effect at the next step, without retracing), except when it is 0 at
             construction: that optimizer is Keras's own and its sigma stays 0 (setting
             another value raises; construct with the value you start from, and set 0 to
-            pause the noise).
+            pause the noise: a paused optimizer saves and reloads resumable). Through the
+            `LossScaleOptimizer` of mixed precision, `optimizer.sigma` reaches this one.
         langevin_layers: Which variables get noise ("Layer Langevin"). `None` (default): all.
             A float `f` in (0, 1]: the variables of the first `ceil(f * L)` (at least one) of
             the `L` layers that own trainable variables, in forward order (nearest the input
@@ -75,7 +77,23 @@ def _float_limit():
     return float(np.finfo(keras.backend.floatx()).max)
 
 
+def _scalar(value):
+    """A scalar tensor or array as a Python float; anything else unchanged."""
+    if isinstance(value, (bool, Real, str)) or value is None:
+        return value
+    try:
+        shape = tuple(getattr(value, "shape", (None,)))
+    except TypeError:
+        return value
+    if shape == () and (ops.is_tensor(value) or isinstance(value, np.ndarray)):
+        array = ops.convert_to_numpy(value)
+        if np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer):
+            return float(array)
+    return value
+
+
 def _validate_sigma_value(sigma, arg="sigma"):
+    sigma = _scalar(sigma)
     if isinstance(sigma, bool) or not isinstance(sigma, Real):
         raise TypeError(
             f"Argument `{arg}` must be a float >= 0 or a "
@@ -90,14 +108,39 @@ def _validate_sigma_value(sigma, arg="sigma"):
     return value
 
 
+def _tensor_step(step):
+    """`step` as the backend's default integer tensor, or None where it does not fit (JAX
+    without 64-bit integers)."""
+    dtype = keras.backend.standardize_dtype(ops.convert_to_tensor(0).dtype)
+    return ops.convert_to_tensor(step, dtype=dtype) if step <= np.iinfo(dtype).max else None
+
+
+def _schedule_value(schedule, step):
+    """The schedule's value at `step` (None where it cannot be asked): called with a Python
+    int, and where that raises, with an integer tensor (some schedules need one)."""
+    try:
+        return float(ops.convert_to_numpy(schedule(step)))
+    except Exception as raised:  # noqa: BLE001 - retried with a tensor step
+        error = raised
+    tensor = _tensor_step(step)
+    if tensor is None:
+        return None
+    try:
+        return float(ops.convert_to_numpy(schedule(tensor)))
+    except Exception as raised:  # noqa: BLE001 - reported below, with the schedule
+        error = raised
+    raise ValueError(
+        "Argument `sigma` as a schedule must be callable on the step (an int or an integer "
+        f"tensor) and give a number; at step {step} it raised {type(error).__name__}: "
+        f"{str(error)[:200]}. Received: sigma={schedule!r}"
+    ) from error
+
+
 def _probe_schedule(schedule):
     """Checks a sigma schedule at a grid of steps: every value finite and >= 0."""
     for step in _PROBE_STEPS:
-        try:
-            value = float(ops.convert_to_numpy(schedule(step)))
-        except Exception:  # noqa: BLE001 - a symbolic context or a schedule that needs a tensor
-            return
-        if not math.isfinite(value) or value < 0:
+        value = _schedule_value(schedule, step)
+        if value is not None and (not math.isfinite(value) or value < 0):
             raise ValueError(
                 "Argument `sigma` as a schedule must give values >= 0 and finite at every "
                 f"step; it gives {value!r} at step {step}. Received: sigma={schedule!r}"
@@ -190,6 +233,21 @@ def langevin_optimizer(optimizer: keras.optimizers.Optimizer) -> LangevinMixin:
     return inner
 
 
+def _serialize_predicate(predicate):
+    """The config of a `langevin_layers` predicate; refused unless Keras can load it back."""
+    target = predicate if inspect.isfunction(predicate) else type(predicate)
+    name = keras.saving.get_registered_name(target)
+    if keras.saving.get_registered_object(name) is not target:
+        raise ValueError(
+            "Argument `langevin_layers` is a function that Keras cannot load back, so the "
+            "optimizer cannot be saved. Register it: decorate its definition (a named, "
+            "module-level function, or a class with `get_config`) with "
+            "`@keras.saving.register_keras_serializable(package=...)`, or select the layers "
+            f"by name. Received: langevin_layers={predicate!r}"
+        )
+    return keras.saving.serialize_keras_object(predicate)
+
+
 class _FunctionCache:
     """Holds compiled update functions outside Keras's and TensorFlow's variable tracking."""
 
@@ -233,8 +291,15 @@ class LangevinMixin:
         jit_compile: bool = True,
         **kwargs,
     ) -> None:
+        # A config saved while the noise was paused (sigma set to 0): noise traced, sigma 0.
+        paused = bool(kwargs.pop("sigma_paused", False))
         # Validate before Keras creates any variable: bad input fails at construction.
         sigma = _validate_sigma(sigma)
+        if paused and sigma != 0.0:
+            raise ValueError(
+                "`sigma_paused=True` (saved by `get_config` while the noise was paused) goes "
+                f"with sigma=0. Received: sigma={sigma!r}"
+            )
         langevin_layers = selection.validate_selection(langevin_layers)
         seed = _validate_seed(seed)
         noise = noise_lib.validate_noise(noise)
@@ -245,7 +310,7 @@ class LangevinMixin:
         super().__init__(**kwargs)
         self._sigma = sigma
         # sigma = 0 at construction is the Keras optimizer: no noise is ever traced.
-        self._noise_off = sigma == 0.0 if isinstance(sigma, float) else False
+        self._noise_off = isinstance(sigma, float) and sigma == 0.0 and not paused
         if isinstance(sigma, float):
             # Like Keras's learning rate: a variable, so setting it needs no retracing.
             self._sigma_variable = self.add_variable(
@@ -360,10 +425,33 @@ class LangevinMixin:
         self._langevin_indices = self._select(variables, model)
         _compat.check_slots(self, self.langevin_slots)
 
+    def reseed(self, seed: int) -> None:
+        """Sets the seed of the noise, from the next step on.
+
+        Before `build` it replaces the `seed` argument; after, it sets the optimizer's seed
+        variable (saved with the optimizer, identical on every replica). The same seed at
+        the same step gives the same noise.
+
+        Args:
+            seed: Int in [0, 2**32).
+
+        Raises:
+            TypeError, ValueError: `seed` is not an int in [0, 2**32).
+        """
+        if seed is None:
+            raise TypeError(
+                f"Argument `seed` must be an int in [0, 2**32). Received: seed={seed!r}"
+            )
+        seed = _validate_seed(seed)
+        self.seed = seed
+        if self.built:
+            self._langevin_seed.assign(_seed_as_int32(seed))
+
     @property
     def langevin_variables(self) -> list:
-        """The model variables that receive noise (available after `build`)."""
-        if not self.built:
+        """The model variables that receive noise (available after `build`; empty for an
+        optimizer constructed with sigma=0, which never adds noise)."""
+        if not self.built or self._noise_off:  # sigma=0 at construction: no noise, ever
             return []
         return [v for i, v in enumerate(self._trainable()) if i in self._langevin_indices]
 
@@ -389,7 +477,8 @@ class LangevinMixin:
             )
         if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
             raise TypeError(
-                "A sigma schedule can only be given at construction; set a float here. "
+                "A sigma schedule can only be given at construction; set a float (or a scalar "
+                "tensor) here. "
                 f"Received: sigma={value!r}"
             )
         value = _validate_sigma_value(value)
@@ -604,7 +693,7 @@ class LangevinMixin:
             sigma = float(ops.convert_to_numpy(self._sigma_variable))
         layers = self.langevin_layers
         if callable(layers):
-            layers = keras.saving.serialize_keras_object(layers)
+            layers = _serialize_predicate(layers)
         elif isinstance(layers, tuple):
             layers = list(layers)
         config.update(
@@ -616,6 +705,8 @@ class LangevinMixin:
                 "jit_compile": self.jit_compile,
             }
         )
+        if not self._noise_off and sigma == 0.0:
+            config["sigma_paused"] = True  # reloads resumable, unlike a sigma=0 optimizer
         return config
 
     @classmethod
@@ -630,3 +721,6 @@ class LangevinMixin:
                 config["langevin_layers"], custom_objects=custom_objects
             )
         return super().from_config(config, custom_objects=custom_objects)
+
+
+_compat.add_loss_scale_sigma(lambda optimizer: isinstance(optimizer, LangevinMixin))

@@ -175,3 +175,30 @@ def test_selections_survive_save_and_load_on_every_model_kind(build, layers, tmp
     loaded = _save_and_load(model, tmp_path)
     assert _positions(model)
     assert _positions(loaded) == _positions(model)
+
+
+def test_an_int_other_than_one_is_not_a_fraction():
+    assert kl.LAdam(langevin_layers=1).langevin_layers == 1.0  # all layers
+    with pytest.raises(ValueError, match=r"an int other than 1 is not a fraction.*=2"):
+        kl.LAdam(langevin_layers=2)
+    with pytest.raises(ValueError, match=r"must be in \(0, 1\]. Received: langevin_layers=1.5"):
+        kl.LAdam(langevin_layers=1.5)
+
+
+@keras.saving.register_keras_serializable(package="tests_layer_model")
+def kernels_only(variable):
+    return variable.name == "kernel"
+
+
+def test_a_predicate_saves_only_when_keras_can_load_it(tmp_path):
+    model = _functional()
+    model.compile(kl.LAdam(sigma=1e-3, seed=0, langevin_layers=kernels_only), "mse")
+    loaded = _save_and_load(model, tmp_path)
+    assert _positions(loaded) == _positions(model) == [0, 2, 4]
+    unregistered = kl.LAdam(sigma=1e-3, langevin_layers=lambda v: v.name == "kernel")
+    with pytest.raises(ValueError, match="register_keras_serializable"):
+        unregistered.get_config()
+    model = _functional()
+    model.compile(unregistered, "mse")
+    with pytest.raises(ValueError, match="register_keras_serializable"):
+        model.save(str(tmp_path / "lambda.keras"))
