@@ -248,6 +248,21 @@ def _serialize_predicate(predicate):
     return keras.saving.serialize_keras_object(predicate)
 
 
+def _no_noise_message(cls, sigma):
+    keras_class = next(
+        c
+        for c in cls.__mro__
+        if issubclass(c, keras.optimizers.Optimizer) and not issubclass(c, LangevinMixin)
+    )
+    return (
+        f"{cls.__name__} adds noise to the layers nearest the input, so it needs `sigma` > 0 "
+        f"(a float or a schedule): with sigma=0 it would add no noise, ever, and be "
+        f"keras.optimizers.{keras_class.__name__}. Pass the noise level, e.g. "
+        f"{cls.__name__}(sigma=1e-3), or use keras.optimizers.{keras_class.__name__}. "
+        f"Received: sigma={sigma!r}"
+    )
+
+
 class _FunctionCache:
     """Holds compiled update functions outside Keras's and TensorFlow's variable tracking."""
 
@@ -280,6 +295,8 @@ class LangevinMixin:
     """
 
     langevin_slots: tuple[str, ...] = ()
+    # True for classes whose name promises noise (the Layer forms): sigma=0 is refused.
+    langevin_requires_noise: bool = False
 
     def __init__(
         self,
@@ -304,6 +321,8 @@ class LangevinMixin:
         seed = _validate_seed(seed)
         noise = noise_lib.validate_noise(noise)
         jit_compile = _validate_jit_compile(jit_compile)
+        if self.langevin_requires_noise and sigma == 0.0 and not paused:
+            raise ValueError(_no_noise_message(type(self), sigma))
         _compat.check_optimizer(self)
         if kwargs.get("name") is None:
             kwargs["name"] = _default_name(type(self))

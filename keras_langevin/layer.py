@@ -28,17 +28,21 @@ _DOC = """Layer Langevin {base} (Bras, arXiv 2212.14718): `keras_langevin.{base}
     The same class as `{base}`, with `langevin_layers=0.3` by default: the variables of the
     first `ceil(0.3 * L)` of the `L` layers that own trainable variables, in forward order.
     Every argument, its position and its default are those of `{base}` (the Keras arguments
-    positional, the Langevin ones keyword-only); see `keras_langevin.{base}`.
+    positional, the Langevin ones keyword-only), except `sigma`, which is required: a Layer
+    Langevin optimizer constructed with `sigma=0` would add no noise, ever (it would be the
+    Keras optimizer), so it is refused. See `keras_langevin.{base}`.
     """
 
 
 def _with_layer_default(cls):
     """Gives `cls.__init__` the signature of its base with the paper's layer fraction."""
     signature = inspect.signature(cls.__bases__[0].__init__)
+    defaults = {"langevin_layers": PAPER_LAYER_FRACTION, "sigma": inspect.Parameter.empty}
     parameters = [
-        p.replace(default=PAPER_LAYER_FRACTION) if p.name == "langevin_layers" else p
+        p.replace(default=defaults[p.name]) if p.name in defaults else p
         for p in signature.parameters.values()
     ]
+    cls.langevin_requires_noise = True  # sigma=0 at construction is refused (no noise ever)
     cls.__init__.__signature__ = signature.replace(parameters=parameters)
     if cls.__doc__ is not None:  # None under python -OO
         cls.__doc__ = _DOC.format(base=cls.__bases__[0].__name__)

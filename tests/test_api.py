@@ -125,7 +125,7 @@ def test_layer_names_default_to_the_paper_fraction():
         optimizer = cls(sigma=1e-3)
         assert optimizer.langevin_layers == 0.3
         assert isinstance(optimizer, ALL[layer_classes.index(cls)])
-    assert kl.LayerLAdam(langevin_layers=0.5).langevin_layers == 0.5
+    assert kl.LayerLAdam(sigma=1e-3, langevin_layers=0.5).langevin_layers == 0.5
 
 
 def test_log_annealing():

@@ -55,7 +55,7 @@ def test_issue_example_sets_weight_decay_not_sigma():
     assert ours.weight_decay == theirs.weight_decay == 4e-3
     assert float(ops.convert_to_numpy(ours.sigma)) == 0.0
     assert kl.LSGD(0.1, 0.9, True, 1e-4).weight_decay == 1e-4
-    assert kl.LayerLAdam(1e-3, 0.9, 0.999, 1e-7, False, 4e-3).weight_decay == 4e-3
+    assert kl.LayerLAdam(1e-3, 0.9, 0.999, 1e-7, False, 4e-3, sigma=1e-3).weight_decay == 4e-3
     for cls in LAYER_CLASSES:
         with pytest.raises(TypeError):
             cls(*([None] * 16))  # one more positional argument than Keras takes

@@ -103,3 +103,54 @@ def test_a_schedule_that_raises_is_refused_at_construction():
         kl.LAdam(sigma=_Raises())
     optimizer = kl.LAdam(sigma=_NeedsTensor())
     assert isinstance(optimizer._sigma, _NeedsTensor)
+
+
+def _one_step(optimizer):
+    variable = keras.Variable(np.zeros(16, "float32"))
+    optimizer.build([variable])
+    return optimizer, variable
+
+
+def test_reseed_sets_the_noise_seed():
+    reseeded, a = _one_step(kl.LSGD(1.0, sigma=1.0, seed=1))
+    reseeded.reseed(2)
+    fresh, b = _one_step(kl.LSGD(1.0, sigma=1.0, seed=2))
+    other, c = _one_step(kl.LSGD(1.0, sigma=1.0, seed=1))
+    for optimizer, variable in ((reseeded, a), (fresh, b), (other, c)):
+        optimizer.apply([keras.ops.zeros(16)], [variable])
+    a, b, c = (keras.ops.convert_to_numpy(v) for v in (a, b, c))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert reseeded.seed == 2 and reseeded.get_config()["seed"] == 2
+    unbuilt = kl.LSGD(sigma=1.0)
+    unbuilt.reseed(5)
+    assert unbuilt.seed == 5
+    with pytest.raises(TypeError, match="seed=None"):
+        unbuilt.reseed(None)
+    with pytest.raises(ValueError, match="seed=-1"):
+        unbuilt.reseed(-1)
+
+
+LAYER_FORMS = [kl.LayerLSGD, kl.LayerLAdam, kl.LayerLRMSprop, kl.LayerLAdadelta]
+
+
+@pytest.mark.parametrize("cls", LAYER_FORMS, ids=lambda c: c.__name__)
+def test_layer_forms_refuse_to_add_no_noise(cls):
+    with pytest.raises(ValueError, match=r"needs `sigma` > 0.*keras\.optimizers\.\w+.*sigma=0"):
+        cls()
+    with pytest.raises(ValueError, match="sigma=0"):
+        cls(sigma=0.0)
+    assert cls(sigma=1e-3).langevin_layers == 0.3
+    paused = cls(sigma=1e-3)
+    paused.sigma = 0.0  # pausing is allowed, and reloads
+    assert type(paused).from_config(paused.get_config()).langevin_requires_noise
+
+
+def test_langevin_variables_are_empty_when_no_noise_is_ever_added():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    keras_like = kl.LAdam()  # sigma=0: exactly keras.optimizers.Adam
+    keras_like.build(model.trainable_variables)
+    assert keras_like.langevin_variables == []
+    noisy = kl.LAdam(sigma=1e-3)
+    noisy.build(model.trainable_variables)
+    assert len(noisy.langevin_variables) == 2
