@@ -315,4 +315,5 @@ def test_lrmsprop_samples_the_posterior_within_the_psgld_band():
     failures, report = posterior_check(
         snapshots, problem.mean, problem.covariance(1.0), variance_allowance=allowance
     )
+    print(f"pSGLD, mini-batch regime ({keras.backend.backend()}): {report}")  # pytest -s
     assert not failures, (failures, report, allowance)

@@ -18,6 +18,7 @@ import math
 import keras
 import numpy as np
 import pytest
+import scipy.integrate
 import scipy.linalg
 from keras import ops
 
@@ -116,10 +117,11 @@ def moments(theta, std=STD):
     return result
 
 
-def assert_prior(theta, variance):
+def assert_prior(theta, variance, label):
     """The chains' mean is 0 and their variance `variance` (in units of STD^2), within BAND
     standard errors."""
     report = moments(theta)
+    print(f"{label} ({keras.backend.backend()}): expected {variance:.4f}, {report}")  # pytest -s
     mean, mean_error = report["mean"]
     second, second_error = report["second moment"]
     assert abs(mean) < BAND * mean_error, report
@@ -152,7 +154,7 @@ def test_lsgd_samples_gaussian_prior(momentum, learning_rate):
     assert abs(exact - 1) < 0.01, exact  # the finite-step bias, exactly: under 1%
     optimizer = kl.LSGD(learning_rate, momentum=momentum, sigma=sigma, seed=11)
     theta = run_prior_chains(optimizer, *relaxation(learning_rate / (1 - momentum)))
-    assert_prior(theta, exact)
+    assert_prior(theta, exact, f"LSGD, momentum {momentum}, gaussian_prior")
 
 
 def test_lsgd_weight_decay_under_momentum_is_a_wider_prior():
@@ -171,7 +173,7 @@ def test_lsgd_weight_decay_under_momentum_is_a_wider_prior():
         )
         burn_in, thin = relaxation(learning_rate * weight_decay / CURVATURE)
         theta = run_prior_chains(optimizer, burn_in, thin, regularizer=False)
-        assert_prior(theta, exact)
+        assert_prior(theta, exact, f"LSGD, momentum {momentum}, weight_decay {weight_decay}")
     assert documented == pytest.approx(1.0)  # the mapping wd = 1 / (N STD^2 (1 - mu))
 
 
@@ -197,6 +199,29 @@ def test_lrmsprop_prior_only_weights_sample_a_wider_law(learning_rate):
     report = moments(theta)
     mean, mean_error = report["mean"]
     ratio, error = report["second moment"]
+    print(f"pSGLD, prior only, lr {learning_rate} ({keras.backend.backend()}): {report}")
     assert abs(mean) < BAND * mean_error, report
     assert 1 + BAND * error < ratio < 2 + BAND * error, report
     assert abs(ratio - PSGLD_PRIOR_RATIOS[learning_rate]) < BAND * error, report
+
+
+def test_finite_step_bias_formulas_of_the_docs():
+    """The formulas docs/guide/posterior_sampling.md states for the exact chains: SGLD's
+    stationary variance is the target's times 1 / (1 - lr c / 2); heavy ball's is the target's
+    times 1 + lr c (1 + mu) / (2 (1 - mu)^2) + O(lr^2), 9.5% at mu = 0.9, lr c = 1e-3; the
+    density |theta| exp(-theta^2 / 2) of pSGLD's prior-only limit has variance 2."""
+    for step in (1e-3, 1e-2, 0.1):
+        sigma = math.sqrt(2.0)  # target variance 1 / c at c = 1
+        exact = heavy_ball_variance(step, 1.0, 0.0, sigma)
+        assert exact == pytest.approx(1 / (1 - step / 2), rel=1e-9)
+    for momentum in (0.5, 0.9):
+        sigma = math.sqrt(2.0 / (1 - momentum))
+        for step in (1e-5, 1e-4):
+            first_order = step * (1 + momentum) / (2 * (1 - momentum) ** 2)
+            exact = heavy_ball_variance(step, 1.0, momentum, sigma) - 1
+            assert exact == pytest.approx(first_order, rel=20 * first_order)
+    ratio = heavy_ball_variance(1e-3, 1.0, 0.9, math.sqrt(20.0))
+    assert ratio - 1 == pytest.approx(0.095, abs=0.0015)
+    moment = scipy.integrate.quad(lambda t: t**3 * math.exp(-(t**2) / 2), 0, math.inf)[0]
+    mass = scipy.integrate.quad(lambda t: t * math.exp(-(t**2) / 2), 0, math.inf)[0]
+    assert moment / mass == pytest.approx(2.0, rel=1e-9)
