@@ -40,7 +40,7 @@ DEFAULTS = {
     "lr_grid": (0.3, 1.0, 3.0),
     "verbose": 0,
 }
-QUICK = {"seeds": (0,), "epochs": 2, "train_take": 256, "test_take": 128, "lr_grid": (0.5, 2.0)}
+QUICK = {"seeds": (0,), "epochs": 2, "train_take": 256, "test_take": 128, "lr_grid": (1.0,)}
 WIDTH_ARGUMENT = {"mlp": "width", "cnn": "width", "resnet": "base_filters"}
 WIDTH_ARGUMENT.update({"resnet-nobn": "base_filters", "densenet": "growth_rate"})
 RESULTS_MD, DIFFERENCES_PNG = "results.md", "differences_vs_depth.png"
