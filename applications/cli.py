@@ -166,9 +166,9 @@ def add_optimizer_arguments(parser, defaults, several=False):
         "--epsilon",
         type=epsilon,
         default=None,
-        help="epsilon of Adam, RMSprop and Adadelta: 'paper' (the author's preconditioner bias "
-        "1e-6 in Keras's form: Adam 1e-6, RMSprop 1e-12, Adadelta 1e-6), 'keras' (Keras's "
-        "defaults, 1e-7) or a number (default: paper)",
+        help="epsilon of the optimizers that have one (all but SGD and SGHMC): 'paper' (the "
+        "author's preconditioner bias 1e-6 in Keras's form: Adam, AdamW, Nadam 1e-6, RMSprop "
+        "1e-12, Adadelta 1e-6), 'keras' (Keras's defaults, 1e-7) or a number (default: paper)",
     )
     group.add_argument(
         "--sigma",
@@ -290,7 +290,7 @@ def setup_distribution(parser, args):
 
 FLAG_USERS = {
     "langevin_layers": "only the layer-l<base> optimizers",
-    "epsilon": "only adam, rmsprop and adadelta and their Langevin forms",
+    "epsilon": "only the optimizers with an epsilon (all but sgd and sghmc)",
 }
 OPTIMIZER_SETTINGS = ("lr", "lr_schedule", "decay_epochs", "epsilon", "sigma", "sigma_schedule")
 OPTIMIZER_SETTINGS += ("noise", "langevin_layers")
