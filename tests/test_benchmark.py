@@ -1,22 +1,26 @@
 """The benchmark script runs and reports ratios against the base optimizer (no timing asserts)."""
 
 import json
+import os
 import statistics
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
 from applications import benchmark
+from applications.benchmark import common, end_to_end, floors, fresh, startup, strategy
 
 
 def test_conv_kernel_shapes_hold_about_the_target():
     for target in (1_000_000, 15_000_000):
-        total = sum(3 * 3 * c * c for _, _, c, _ in benchmark.conv_kernel_shapes(target))
+        total = sum(3 * 3 * c * c for _, _, c, _ in common.conv_kernel_shapes(target))
         assert 0.9 * target < total < 1.1 * target
 
 
-def test_quick_run_writes_rows_for_every_pair(tmp_path):
+def test_quick_run_writes_rows_for_every_pair(tmp_path, capsys):
     output = tmp_path / "bench.json"
     result = benchmark.main(
         [
@@ -62,9 +66,15 @@ def test_quick_run_writes_rows_for_every_pair(tmp_path):
     assert all("extra_cost_vs_full" in layer for layer in layers)
     # Both conditions of the update step on TensorFlow, the jitted one on JAX.
     conditions = {row["condition"] for row in saved["rows"]}
-    assert conditions == set(benchmark._conditions())
+    assert conditions == set(common.default_conditions())
     assert "tensorflow" in saved["versions"] or "jax" in saved["versions"]
     assert saved["versions"]["keras"]
+    # Progress as it goes: every group announced, and every row reported, before the table.
+    out = capsys.readouterr().out
+    table = out.index("| measurement | optimizer |")
+    for row in saved["rows"]:
+        assert 0 <= out.find(f"[benchmark] {row['group']}: ") < table, row["group"]
+        assert 0 <= out.find(f"[benchmark]   {row['name']}: ") < table, row["name"]
 
 
 def test_startup_rows_pair_each_fresh_process_with_its_base(monkeypatch):
@@ -78,10 +88,10 @@ def test_startup_rows_pair_each_fresh_process_with_its_base(monkeypatch):
         label = code.split(", ")[-1].rstrip(")").strip("'")
         calls.append(label)
         first = seconds[label][calls.count(label) - 1]
-        return f"noise\n{benchmark._RESULT}[{first}, 0.1]\n"
+        return f"noise\n{fresh.RESULT}[{first}, 0.1]\n"
 
-    monkeypatch.setattr(benchmark, "_run_fresh", fake_run)
-    rows = benchmark.bench_startup(["mlp-60"], ["ladam", "lrmsprop"], repeats=2)
+    monkeypatch.setattr(fresh, "run_fresh", fake_run)
+    rows = startup.bench_startup(["mlp-60"], ["ladam", "lrmsprop"], repeats=2)
     by_name = {row["name"]: row for row in rows}
     assert set(by_name) == set(seconds)
     assert by_name["LAdam"]["ratio"] == statistics.median([12 / 10, 22 / 20])
@@ -94,15 +104,15 @@ def test_startup_rows_pair_each_fresh_process_with_its_base(monkeypatch):
 
 
 def test_first_epoch_runs_each_startup_optimizer():
-    first, second = benchmark.first_epoch_seconds("mlp-60", "LAdam layers=0.3")
+    first, second = startup.first_epoch_seconds("mlp-60", "LAdam layers=0.3")
     assert first > 0 and second > 0
     with pytest.raises(ValueError, match="Unknown start-up optimizer"):
-        benchmark._startup_optimizer("LNadam")
+        startup._startup_optimizer("LNadam")
 
 
 @pytest.mark.multibackend
 def test_floor_rows_measure_every_pass_per_element():
-    rows = benchmark.floor_rows(repeats=1)
+    rows = floors.floor_rows(repeats=1)
     assert [r["name"] for r in rows] == [
         "memory pass (x + 1)",
         "integer hash alone",
@@ -112,15 +122,15 @@ def test_floor_rows_measure_every_pass_per_element():
     ]
     for row in rows:
         assert row["ns_per_element"] > 0
-        elements = benchmark.FLOOR_COUNT * 3 * 3 * 256 * 256
+        elements = floors.FLOOR_COUNT * 3 * 3 * 256 * 256
         assert abs(row["ns_per_element"] - row["median"] * 1e6 / elements) < 1e-9
 
 
 @pytest.mark.slow
 @pytest.mark.multibackend
 def test_strategy_rows_compare_under_a_distribution():
-    mode = benchmark.STRATEGY_MODES[keras.backend.backend()]
-    rows = benchmark.bench_strategy(50_000, repeats=1, fit_repeats=1)
+    mode = strategy.STRATEGY_MODES[keras.backend.backend()]
+    rows = strategy.bench_strategy(50_000, repeats=1, fit_repeats=1)
     names = [(r["group"].split(",")[0], r["name"]) for r in rows]
     assert names == [
         (f"update step under {mode} over 2 devices", "Adam"),
@@ -136,12 +146,12 @@ def test_ratio_pairs_each_repeat_with_the_base_of_the_same_repeat():
     # A drift that doubles both times in the second half leaves every paired ratio at 1.5.
     base = [1.0, 1.0, 1.0, 2.0, 2.0]
     langevin = [1.5, 1.5, 1.5, 3.0, 3.0]
-    row = benchmark._row("g", "L", langevin, base, unit="s")
+    row = common.make_row("g", "L", langevin, base, unit="s")
     assert row["ratio"] == 1.5
     assert row["ratio_of_medians"] == 1.5
-    skewed = benchmark._row("g", "L", [1.5, 1.5, 3.0, 3.0, 3.0], base, unit="s")
+    skewed = common.make_row("g", "L", [1.5, 1.5, 3.0, 3.0, 3.0], base, unit="s")
     assert skewed["ratio"] == 1.5 and skewed["ratio_of_medians"] == 3.0
-    scalar = benchmark._row("g", "share", [0.002, 0.004, 0.003], 0.01)
+    scalar = common.make_row("g", "share", [0.002, 0.004, 0.003], 0.01)
     assert abs(scalar["ratio"] - 0.3) < 1e-12 and scalar["median"] == 3.0
 
 
@@ -152,7 +162,7 @@ def test_step_bounds_measure_the_update_and_the_generator_on_the_model_variables
 
     model = build_model("mlp-3", input_shape=(8,), classes=3, width=4)
     fit_times = {"Adam": [0.10, 0.12], "LAdam": [0.11, 0.14]}
-    rows = benchmark._step_bounds(
+    rows = end_to_end._step_bounds(
         "mlp-3", model, fit_times, steps=10, repeats=1, jit_compile=jit_compile
     )
     assert [r["name"] for r in rows] == [
@@ -169,5 +179,31 @@ def test_step_bounds_measure_the_update_and_the_generator_on_the_model_variables
 
 @pytest.mark.multibackend
 def test_generator_runner_draws_finite_noise():
-    fn, block = benchmark._generator_runner([(3, 4), (5,)])
+    fn, block = common.generator_runner([(3, 4), (5,)])
     assert np.isfinite(float(np.asarray(block(fn()))))
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--sizes", "-5"), ("--sizes", "0"), ("--repeats", "0"), ("--repeats", "-1"),
+     ("--startup-repeats", "0"), ("--images", "0"), ("--batch-size", "0"), ("--sizes", "nan")],
+)  # fmt: skip
+def test_bad_counts_and_sizes_are_usage_errors(capsys, flag, value):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.parse_args([flag, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: " in err and repr(value) in err
+    assert err.startswith("usage: python -m applications.benchmark ")
+
+
+def test_runs_as_a_module_with_its_usage_line():
+    completed = subprocess.run(
+        [sys.executable, "-m", "applications.benchmark", "--repeats", "0"],
+        capture_output=True, text=True, timeout=300, check=False,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert completed.returncode == 2
+    assert "usage: python -m applications.benchmark " in completed.stderr
+    assert "benchmark.py" not in completed.stderr and "__main__" not in completed.stderr
