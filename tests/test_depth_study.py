@@ -192,10 +192,22 @@ def test_rescaler_sets_the_recorded_norms():
     targets = {"d/kernel": [5.0, 0.5]}
     rescaler = controls.NormRescaler(targets)
     x, y = np.ones((8, 4), "float32"), np.zeros((8, 3), "float32")
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[rescaler])
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[rescaler])
     assert np.linalg.norm(model.get_layer("d").kernel) == pytest.approx(5.0, rel=1e-5)
-    model.fit(x, y, initial_epoch=1, epochs=2, verbose=0, callbacks=[rescaler])
+    # Two steps per epoch: rescaled after the second, before the evaluation of the epoch.
+    history = model.fit(
+        x,
+        y,
+        initial_epoch=1,
+        epochs=2,
+        batch_size=4,
+        validation_data=(x, y),
+        verbose=0,
+        callbacks=[rescaler],
+    )
     assert np.linalg.norm(model.get_layer("d").kernel) == pytest.approx(0.5, rel=1e-5)
+    assert history.history["val_loss"][-1] == pytest.approx(model.evaluate(x, y, verbose=0))
+    assert len(rescaler.factors["d/kernel"]) == 2
 
 
 def test_isotropic_noise_keeps_the_draws_and_the_mean_scale():

@@ -10,8 +10,8 @@
   be dominated by the coordinates whose gradient is zero, where P_t is about 1/epsilon.)
 * Norm matching (:class:`NormRecorder`, :class:`NormRescaler`): Layer Langevin's runs
   record, after every epoch, the L2 norm of each variable it adds noise to; the noiseless
-  control multiplies the same variables, after the same epoch, by the factor that gives them
-  those norms.
+  control multiplies the same variables, at the end of the same epoch's training steps (before
+  its evaluation), by the factor that gives them those norms.
 """
 
 from __future__ import annotations
@@ -71,20 +71,27 @@ class NormRecorder(keras.callbacks.Callback):
 
 
 class NormRescaler(keras.callbacks.Callback):
-    """After epoch k, rescales each variable of `norms` (path -> per-epoch norms) to norm
-    `norms[path][k]`, and records the factors applied (`factors[path]`)."""
+    """At the end of epoch k's last training step (before that epoch's evaluation), rescales
+    each variable of `norms` (path -> per-epoch norms) to norm `norms[path][k]`, and records
+    the factors applied (`factors[path]`)."""
 
     def __init__(self, norms):
         super().__init__()
         self.targets = norms
         self.factors = {path: [] for path in norms}
+        self._epoch = 0
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 != self.params.get("steps"):
+            return
         by_path = {variable.path: variable for variable in self.model.trainable_variables}
         for path, targets in self.targets.items():
             variable = by_path[path]
             value = ops.convert_to_numpy(variable)
             norm = float(np.linalg.norm(value))
-            factor = targets[epoch] / norm if norm > 0 else 1.0
+            factor = targets[self._epoch] / norm if norm > 0 else 1.0
             variable.assign(value * factor)
             self.factors[path].append(factor)
