@@ -24,6 +24,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 ANY_PYTHON_FENCE = re.compile(r"^[ \t]*```\s*(python|py|pycon)\b", re.MULTILINE)
 BACKEND_LINE = re.compile(r"# backends?: *([\w, ]+)")
+LINK = re.compile(r"\]\((?!https?:|mailto:|#)([^)\s#]+)(?:#[^)\s]*)?\)")
 DIRECTIVE = re.compile(r"^::: ([\w.]+)[ \t]*$", re.MULTILINE)
 TIMEOUT_S = 600
 
@@ -83,6 +84,16 @@ def test_readme_quotes_the_ci_test_commands():
     assert commands, ".ci/test runs no pytest command"
     for command in commands:
         assert f" {command}" in readme or f"&& {command}" in readme, command
+
+
+def test_readme_links_resolve():
+    """The README's relative links (into docs/, which GitHub renders) point at existing files;
+    mkdocs checks the links between docs pages, not the README's."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = LINK.findall(readme)
+    assert any(target.startswith("docs/") for target in targets)
+    missing = sorted({target for target in targets if not (ROOT / target).exists()})
+    assert not missing, missing
 
 
 def _documented():
