@@ -318,6 +318,21 @@ def test_sampler_refuses_the_directory_of_another_run(
     assert len(sampling.load_samples(tmp_path)) == 2  # nothing written or deleted
 
 
+def test_sampler_continues_its_run_after_settable_values_change(tmp_path):
+    """The learning rate and sigma set between fits (the noise paused, then resumed) are not
+    another run: the directory is continued."""
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[sampling.PosteriorSampler(tmp_path)])
+    model.optimizer.learning_rate = 0.01
+    model.optimizer.sigma = 0.0  # paused: get_config says so
+    with pytest.warns(UserWarning, match="sigma=0"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[sampling.PosteriorSampler(tmp_path)])
+    model.optimizer.sigma = 0.05
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[sampling.PosteriorSampler(tmp_path)])
+    assert [s.epoch for s in sampling.load_samples(tmp_path)] == [1, 2, 3]
+
+
 def test_sampler_refuses_samples_of_a_model_with_other_shapes(tmp_path):
     x, y = _data()
     _model().fit(x, y, epochs=1, verbose=0, callbacks=[sampling.PosteriorSampler(tmp_path)])

@@ -15,7 +15,7 @@ _FORMAT = "keras_langevin.posterior_samples"
 _VERSION = 2  # 2: the run's settings in the manifest; version 1 manifests are still read
 # Optimizer settings that a run may change between `fit` calls (float variables, set like
 # `optimizer.learning_rate = ...`): not part of a run's identity.
-_SETTABLE = ("name", "learning_rate", "sigma", "jit_compile")
+_SETTABLE = ("name", "learning_rate", "sigma", "sigma_paused", "jit_compile")
 _TEMP_PREFIX = ".tmp-"
 
 Sample = collections.namedtuple("Sample", ["epoch", "step", "path"])
@@ -110,9 +110,9 @@ class PosteriorSampler(keras.callbacks.Callback):
     this run's. The manifest records the run's settings (the shapes of the model's weights,
     `burn_in_epochs`, `every_epochs`, `epochs`, and the optimizer's class and configuration
     except its name and the values settable during a run: a float `learning_rate` or
-    `sigma`, `jit_compile`), and `fit` refuses a directory whose samples were taken with other
-    settings, naming them: only the same run, resuming, continues there. `max_samples` may
-    change (raise it to collect more).
+    `sigma` and whether it is paused, `jit_compile`), and `fit` refuses a directory whose
+    samples were taken with other settings, naming them: only the same run, resuming,
+    continues there. `max_samples` may change (raise it to collect more).
 
     One process writes (the usual single-host `fit`, `tf.distribute.MirroredStrategy`
     included).
