@@ -2,6 +2,7 @@
 
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -93,15 +94,20 @@ def train_run(parser, args, run, paths, distribution):
     ):
         sampler = PosteriorSampler(samples, **run.sampler)
         try:
-            engine.run(
-                run.config,
-                run_dir,
-                initial_weights=engine.save_initial_weights(run.config, initial),
-                verbose=args.verbose,
-                tensorboard=False,
-                callbacks=[sampler],
-                distribution=distribution,
-            )
+            with warnings.catch_warnings():
+                # The single models and the ensemble keep their last weights with it, knowingly.
+                warnings.filterwarnings(
+                    "ignore", "PosteriorSampler: the optimizer .* adds no noise"
+                )
+                engine.run(
+                    run.config,
+                    run_dir,
+                    initial_weights=engine.save_initial_weights(run.config, initial),
+                    verbose=args.verbose,
+                    tensorboard=False,
+                    callbacks=[sampler],
+                    distribution=distribution,
+                )
         except engine.UsageError as error:
             parser.error(str(error))
         return [sample.path for sample in sampler.samples] if distribution.is_chief else []
