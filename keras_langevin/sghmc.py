@@ -59,6 +59,12 @@ class LSGHMC(LangevinMixin, keras.optimizers.SGD):
     The variable's momentum receives the same draw as the variable (read back as the
     difference the noise made to the variable, so up to the variable's rounding).
 
+    The other arguments of `keras.optimizers.SGD` (`weight_decay`, `clipnorm`, `clipvalue`,
+    `global_clipnorm`, `use_ema`, `ema_momentum`, `ema_overwrite_frequency`,
+    `loss_scale_factor`, `gradient_accumulation_steps`, `name`) are as in Keras, in the same
+    positions and with the same defaults. `name=None` gives a unique name (`lsghmc`, `lsghmc_1`,
+    ...).
+
     Args:
         learning_rate: Float or `LearningRateSchedule`, as in `keras.optimizers.SGD`.
             Defaults to `0.01`.
@@ -66,10 +72,6 @@ class LSGHMC(LangevinMixin, keras.optimizers.SGD):
             `1 - momentum`. Defaults to `0.9` (Keras's SGD defaults to 0, which has no
             momentum buffer to carry the noise).
         nesterov: Bool, as in `keras.optimizers.SGD`. Defaults to `False`.
-        weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-            ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name:
-            as in Keras, in the same positions and with the same defaults. `name=None`
-            gives a unique name (`lsghmc`, `lsghmc_1`, ...).
         {{langevin_args}}
 
     References:
