@@ -139,8 +139,9 @@ class LSGHMC(LangevinMixin, keras.optimizers.SGD):
         return ops.square(reach)
 
     def update_step(self, gradient, variable, learning_rate):
-        super().update_step(gradient, variable, learning_rate)
         index = _compat.variable_index(self, variable)
+        self._drift_ends.pop(index, None)  # nothing left from an update that failed
+        super().update_step(gradient, variable, learning_rate)
         drift_end = self._drift_ends.pop(index, None)
         if drift_end is None:  # no noise here, or it was added inside a compiled update
             return

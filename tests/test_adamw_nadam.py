@@ -137,3 +137,20 @@ def test_the_check_tells_the_preconditioners_apart():
     with_decay = _reference(kl.LAdamW, {"weight_decay": 0.1}, np.ones(SHAPE), grads)
     without = _reference(kl.LAdamW, {"weight_decay": 0.0}, np.ones(SHAPE), grads)
     assert not np.allclose(with_decay[-1][0], without[-1][0], rtol=1e-3)
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_nadam_schedule_advances_when_every_variable_is_noisy(jit_compile):
+    """Nadam advances its momentum schedule once per step outside the variables' updates; the
+    XLA-compiled noisy update (TensorFlow) must not skip it. With a tiny sigma the noisy
+    optimizer stays next to Keras's Nadam (a skipped advance divides by 1 - 1 = 0)."""
+    grads = _gradients()
+    theta0 = np.random.default_rng(1).standard_normal(SHAPE).astype("float32")
+    ours = kl.LNadam(LR, sigma=1e-9, seed=0, jit_compile=jit_compile)
+    theirs = keras.optimizers.Nadam(LR)
+    a, b = keras.Variable(theta0), keras.Variable(theta0)
+    for g in grads:
+        ours.apply([ops.convert_to_tensor(g)], [a])
+        theirs.apply([ops.convert_to_tensor(g)], [b])
+    assert [v.name for v in ours.langevin_variables] == [a.name]
+    np.testing.assert_allclose(ops.convert_to_numpy(a), ops.convert_to_numpy(b), atol=1e-4)

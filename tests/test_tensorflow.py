@@ -190,9 +190,10 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
-def test_mirrored_strategy_replicas_stay_identical_with_the_compiled_update(tmp_path):
+@pytest.mark.parametrize("name", ["LAdam", "LAdamW", "LNadam", "LSGHMC"])
+def test_mirrored_strategy_replicas_stay_identical_with_the_compiled_update(name, tmp_path):
     script = tmp_path / "mirrored.py"
-    script.write_text(MIRRORED_SCRIPT)
+    script.write_text(MIRRORED_SCRIPT.replace("kl.LAdam(", f"kl.{name}("))
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
     completed = subprocess.run(
         [sys.executable, str(script)],
@@ -214,7 +215,9 @@ def test_mirrored_strategy_replicas_stay_identical_with_the_compiled_update(tmp_
         assert not np.allclose(result[f"{seed}-0.05"]["kernel"], result[f"{seed}-0.0"]["kernel"])
 
 
-@pytest.mark.parametrize("cls", [kl.LSGD, kl.LAdam, kl.LRMSprop, kl.LAdadelta])
+@pytest.mark.parametrize(
+    "cls", [kl.LSGD, kl.LAdam, kl.LRMSprop, kl.LAdadelta, kl.LAdamW, kl.LNadam, kl.LSGHMC]
+)
 def test_xla_update_matches_the_uncompiled_update(cls):
     """The XLA-compiled noisy update is the same computation as Keras's path plus noise."""
     from helpers import gradient_sequence, run

@@ -91,6 +91,9 @@ OPTIMIZERS = [
     lambda: kl.LSGD(0.05, momentum=0.9, sigma=0.02),  # seed None: drawn, then saved
     lambda: kl.LRMSprop(1e-2, centered=True, sigma=1e-2, seed=5),
     lambda: kl.LAdadelta(1.0, sigma=0.05, seed=6, noise="rademacher"),
+    lambda: kl.LAdamW(1e-2, 0.01, amsgrad=True, sigma=1e-2, seed=7),
+    lambda: kl.LNadam(1e-2, sigma=1e-2, seed=8),
+    lambda: kl.LSGHMC(0.05, 0.9, sigma=0.05, seed=9),
 ]
 
 
@@ -119,17 +122,18 @@ def test_resume_through_keras_file_is_exact(make_optimizer, tmp_path):
     assert not np.allclose(clean.get_weights()[0], straight.get_weights()[0])
 
 
+@pytest.mark.parametrize("cls", [kl.LAdam, kl.LAdamW, kl.LNadam, kl.LSGHMC])
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision(policy):
+def test_mixed_precision(policy, cls):
     x, y = _data()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        noisy = _compiled(kl.LAdam(1e-2, sigma=1e-2, seed=0))
+        noisy = _compiled(cls(1e-2, sigma=1e-2, seed=0))
         if policy == "mixed_float16":
             assert isinstance(noisy.optimizer, keras.optimizers.LossScaleOptimizer)
-            assert isinstance(noisy.optimizer.inner_optimizer, kl.LAdam)
+            assert isinstance(noisy.optimizer.inner_optimizer, cls)
         noisy.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
-        clean = _compiled(kl.LAdam(1e-2, sigma=0.0))
+        clean = _compiled(cls(1e-2, sigma=0.0))
         clean.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
     finally:
         keras.mixed_precision.set_global_policy("float32")
