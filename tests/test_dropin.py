@@ -43,7 +43,10 @@ def _positional(cls):
 def test_positional_arguments_are_keras(cls):
     base = BASES[LAYER_CLASSES.get(cls, cls)]
     changed = DEFAULT_DIFFERENCES.get(cls, {})
-    assert _positional(cls) == [(n, changed.get(n, d)) for n, d in _positional(base)]
+    # name=None (a unique auto-name), as Keras from 3.15; Keras up to 3.14 defaults to the
+    # class name ("SGD", "adam").
+    expected = [(n, None if n == "name" else changed.get(n, d)) for n, d in _positional(base)]
+    assert _positional(cls) == expected
     parameters = inspect.signature(cls).parameters
     for name in LANGEVIN_ARGS:
         assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
@@ -96,7 +99,7 @@ def test_unique_names_inside_a_multi_optimizer():
         ({"seed": 2**40}, ValueError, "seed=1099511627776"),
         ({"seed": 2**32}, ValueError, "seed=4294967296"),
         ({"seed": -1}, ValueError, "seed=-1"),
-        ({"seed": np.float64(3)}, TypeError, "seed=np.float64"),
+        ({"seed": np.float64(3)}, TypeError, f"seed={np.float64(3)!r}"),  # numpy 1.x: 3.0
         ({"jit_compile": "no"}, TypeError, "jit_compile='no'"),
         ({"jit_compile": 1}, TypeError, "jit_compile=1"),
         ({"jit_compile": None}, TypeError, "jit_compile=None"),
@@ -198,6 +201,16 @@ def test_imports_with_docstrings_stripped():
         "o = kl.LayerLAdam(1e-3, sigma=1e-3); print(o.name, o.langevin_layers)"
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # TensorFlow 2.17 does not import under -OO (2.21 does); the library is then checked on
+    # JAX, which does.
+    for backend in (keras.backend.backend(), "jax"):
+        env["KERAS_BACKEND"] = backend
+        probe = [sys.executable, "-OO", "-c", "import keras"]
+        probed = subprocess.run(probe, env=env, capture_output=True, timeout=300, check=False)
+        if probed.returncode == 0:
+            break
+    else:
+        pytest.skip("Keras itself does not import under -OO with these backends")
     completed = subprocess.run(
         [sys.executable, "-OO", "-c", code],
         capture_output=True,
