@@ -198,7 +198,6 @@ def assigned_layout(variable):
 
 _COMPILED_STATE = "building the compiled loss and metrics from shapes (applications.trainer)"
 _INITIAL_EPOCH = "resuming model.fit at a restored epoch (applications.backup)"
-_NOISE_SEED = "setting a Langevin optimizer's noise seed (applications.trainer)"
 
 
 def build_compiled_state(model, element_spec):
@@ -224,16 +223,3 @@ def set_initial_epoch(model, epoch):
     callbacks' `on_train_begin`)."""
     internal_attribute(model, "_initial_epoch", _INITIAL_EPOCH)
     model._initial_epoch = epoch
-
-
-def assign_noise_seed(optimizer, seed):
-    """Sets the noise seed of a Langevin optimizer from a keras_langevin version without a
-    public `reseed`: the optimizer variable named "langevin_seed"."""
-    found = [variable for variable in optimizer.variables if variable.name == "langevin_seed"]
-    if len(found) != 1:
-        raise KerasInternalsError(
-            f"{_NOISE_SEED} needs one optimizer variable named 'langevin_seed' (found "
-            f"{len(found)} in {type(optimizer).__name__}, Keras {keras.__version__}); use a "
-            "keras_langevin with `reseed`"
-        )
-    found[0].assign(seed)

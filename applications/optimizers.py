@@ -12,7 +12,7 @@ The paper's schedules (from the author's experiment script), with T the number o
 * learning rate `lr_t = lr_0 / (1 + t / T)` (Keras's `InverseTimeDecay` with rate 1);
 * noise `sigma_t = sigma_0 / sqrt(log(e + t / T))` (`keras_langevin.schedules.LogAnnealing`).
 
-For posterior sampling (cyclical SG-MCMC, Zhang et al. 2020; see docs/posterior_sampling.md), with
+For posterior sampling (cyclical SG-MCMC, Zhang et al. 2020; see docs/guide/posterior_sampling.md), with
 T the cycle length: `lr_schedule="cyclical-cosine"` (`keras_langevin.sampling.CyclicalCosineDecay`,
 a cosine from lr_0 to ~0 in every cycle) and `sigma_schedule="cyclical"`
 (`keras_langevin.sampling.CyclicalSigma`: 0 in the first `exploration_fraction` of every cycle,

@@ -205,10 +205,8 @@ def reseed(optimizer, seed):
     """Gives a Langevin optimizer (or one wrapped for mixed precision) the noise seed `seed`;
     nothing for a Keras optimizer."""
     inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's
-    if hasattr(inner, "reseed"):
+    if isinstance(inner, kl.LangevinMixin):
         inner.reseed(seed)
-    elif isinstance(inner, kl.LangevinMixin):  # a library version without `reseed`
-        _keras_patches.assign_noise_seed(inner, seed)
 
 
 def shard_by_data(dataset):

@@ -305,17 +305,3 @@ def test_set_initial_epoch_fails_loudly_without_its_target():
     del model._initial_epoch
     with pytest.raises(patches.KerasInternalsError, match=rf"_initial_epoch.*Keras {VERSION}"):
         patches.set_initial_epoch(model, 1)
-
-
-def test_assign_noise_seed_sets_the_seed_variable_or_fails_loudly():
-    import keras_langevin as kl
-
-    optimizer = kl.LAdam(1e-3, sigma=0.1, seed=3)
-    optimizer.build([keras.Variable(np.zeros(2, "float32"))])
-    patches.assign_noise_seed(optimizer, 11)
-    seeds = [v for v in optimizer.variables if v.name == "langevin_seed"]
-    assert [int(keras.ops.convert_to_numpy(v)) for v in seeds] == [11]
-    plain = keras.optimizers.Adam()
-    plain.build([keras.Variable(np.zeros(2, "float32"))])
-    with pytest.raises(patches.KerasInternalsError, match="found 0 in Adam"):
-        patches.assign_noise_seed(plain, 11)

@@ -123,9 +123,7 @@ class StudyTrainer:
             self.model.load_weights(initial_weights)
         for variable, value in zip(self.optimizer.variables, self._fresh):
             variable.assign(value)
-        for variable in self.optimizer.variables:
-            if variable.name == "langevin_seed":
-                variable.assign(seed)
+        engine.reseed(self.optimizer, seed)
         keras.utils.set_random_seed(seed)
         self.job.config = self.job.config.replace(seed=seed)
         self.dataset = self._load(self.job.config)

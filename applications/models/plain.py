@@ -46,7 +46,7 @@ def mlp(
         l2: optional coefficient `lam > 0` of a `keras.regularizers.L2` on every
             Dense kernel (the classifier's included, not the biases). With a
             loss averaged over `N` examples it is a Gaussian prior of variance
-            `1 / (2 N lam)` on each kernel weight (docs/posterior_sampling.md).
+            `1 / (2 N lam)` on each kernel weight (docs/guide/posterior_sampling.md).
         init: the hidden kernels' initialiser, "he" (default), "glorot" or "orthogonal"
             (`applications.models.kernel_initializer_for`). The classifier keeps Keras's
             default (Glorot-uniform) whatever `init`.

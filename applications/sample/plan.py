@@ -23,7 +23,7 @@ ADAM_LR = 1e-3
 SGD_LR = 0.05
 CLSGD_LR = 0.1  # the start of every cosine cycle
 PSGLD_LR = 1e-3
-PSGLD_RHO = 0.99  # docs/posterior_sampling.md: rho close to 1 for sampling
+PSGLD_RHO = 0.99  # docs/guide/posterior_sampling.md: rho close to 1 for sampling
 PSGLD_SAMPLES = 10  # after a burn-in of half the epochs
 EXPLORATION_FRACTION = 0.8
 
