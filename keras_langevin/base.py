@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import weakref
 from numbers import Integral, Real
 
 import keras
@@ -271,17 +270,19 @@ class _FunctionCache:
 
 
 class _ModelReference:
-    """A weak reference to the optimizer's model, outside Keras's and TensorFlow's tracking
-    (a tracked model would become a dependency of the optimizer's checkpoint)."""
+    """The optimizer's model, held outside Keras's and TensorFlow's tracking (a tracked model
+    would become a dependency of the optimizer's checkpoint). A plain reference, as a Keras
+    callback holds its model: `optimizer.set_model(build_model())` must not lose the model
+    when the caller keeps no other reference to it."""
 
     def __init__(self):
         self.model = None
 
     def set(self, model):
-        self.model = weakref.ref(model)
+        self.model = model
 
     def get(self):
-        return None if self.model is None else self.model()
+        return self.model
 
 
 class LangevinMixin:
@@ -366,7 +367,7 @@ class LangevinMixin:
 
         Args:
             model: the `keras.Model` (or layer) whose trainable variables the optimizer
-                updates. Held by a weak reference.
+                updates. The optimizer keeps a reference to it.
 
         Raises:
             TypeError: `model` is not a Keras layer or model.

@@ -141,9 +141,13 @@ def test_logs_and_summary(runs):
     assert all(value > 0 for value in sigma)
     assert all(b < a for a, b in itertools.pairwise(sigma)), sigma  # log annealing
     assert all(b < a for a, b in itertools.pairwise(lr)), lr  # inverse-time decay
-    # the paper's initial values, at the end of epoch 1 (15 steps, T = 15 steps)
+    # the paper's initial values (15 steps an epoch, T = 15 steps): the learning rate at the
+    # end of epoch 1, sigma the mean over the epoch's updates t = 0..14 (SigmaLogger)
     np.testing.assert_allclose(lr[0], 5e-3 / 2, rtol=1e-5)
-    np.testing.assert_allclose(sigma[0], 5e-3 / np.sqrt(np.log(np.e + 1)), rtol=1e-5)
+    steps = np.arange(15)
+    np.testing.assert_allclose(
+        sigma[0], np.mean(5e-3 / np.sqrt(np.log(np.e + steps / 15))), rtol=1e-5
+    )
 
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["epochs"] == EPOCHS
