@@ -50,6 +50,19 @@ def json_default(value):
     return str(value)
 
 
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _modes_of_umask(path, directory=False):
+    """Gives `path` the mode a plain `open` (or `os.makedirs`) would have given it: the
+    temporary files and folders of `tempfile` are 0600/0700 whatever the umask, which would
+    leave outputs unreadable to anyone else (a serving container, a group)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
     """Yields a temporary path next to `path`; renamed onto `path` if the block succeeds.
@@ -65,6 +78,7 @@ def atomic_path(path, suffix=""):
     try:
         yield tmp
         _fsync_file(tmp)
+        _modes_of_umask(tmp, directory=os.path.isdir(tmp))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -135,6 +149,7 @@ def export_atomic(model, path, verbose=False):
     old = None
     try:
         model.export(tmp, format="tf_saved_model", verbose=verbose)
+        _modes_of_umask(tmp, directory=True)
         if os.path.lexists(path):
             old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
             os.replace(path, os.path.join(old, base))

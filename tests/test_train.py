@@ -282,6 +282,27 @@ def test_export_is_all_or_nothing(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no temporary folder left
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_outputs_get_the_modes_of_the_umask(tmp_path, umask):
+    class FakeModel:
+        def export(self, path, format, verbose):
+            Path(path, "saved_model.pb").write_text("model")
+
+        def save(self, path, overwrite):
+            Path(path).write_text("model")
+
+    previous = os.umask(umask)
+    try:
+        files.write_text(tmp_path / "summary.json", "{}")
+        files.save_model_atomic(FakeModel(), tmp_path / "model.keras")
+        files.export_atomic(FakeModel(), tmp_path / "export")
+    finally:
+        os.umask(previous)
+    for name in ("summary.json", "model.keras"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+    assert (tmp_path / "export").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
 def test_resuming_with_other_settings_is_refused(runs, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.main([*ARGS, "--lr", "0.01", "--output", str(runs["resumed"]), "--no-export"])
