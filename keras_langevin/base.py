@@ -611,10 +611,11 @@ class LangevinMixin:
         """
         noisy_set = set(noisy)
         plain = [k for k in range(len(trainable_variables)) if k not in noisy_set]
-        if plain:
-            super()._backend_update_step(
-                [grads[k] for k in plain], [trainable_variables[k] for k in plain], learning_rate
-            )
+        # Always, even with no plain variable: Keras's step also does the optimizer's own
+        # once-per-step bookkeeping there (Nadam advances its momentum schedule's product).
+        super()._backend_update_step(
+            [grads[k] for k in plain], [trainable_variables[k] for k in plain], learning_rate
+        )
         update = self._update_function()
         # The learning rate as a tensor (its value), not the variable.
         learning_rate = ops.copy(learning_rate)

@@ -11,19 +11,9 @@ from keras_langevin.base import LangevinMixin, Sigma, fill_docstring
 from keras_langevin.selection import LayerSelection
 
 
-class _NadamScheduleOutside(keras.optimizers.Nadam):
-    """Keras's Nadam, except that its `_backend_update_step` leaves the advance of the momentum
-    schedule's product to `LNadam._backend_update_step`, which makes it once per step."""
-
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        return super(keras.optimizers.Nadam, self)._backend_update_step(
-            grads, trainable_variables, learning_rate
-        )
-
-
 @fill_docstring
 @keras.saving.register_keras_serializable(package="keras_langevin")
-class LNadam(LangevinMixin, _NadamScheduleOutside):
+class LNadam(LangevinMixin, keras.optimizers.Nadam):
     """Langevin Nadam: Adam with Nesterov momentum (Dozat, 2016), plus preconditioned
     Langevin noise (Bras, arXiv 2212.14718).
 
@@ -109,15 +99,6 @@ class LNadam(LangevinMixin, _NadamScheduleOutside):
             jit_compile=jit_compile,
             **kwargs,
         )
-
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        # Keras's Nadam advances the product of its momentum schedule once per step, in its
-        # `_backend_update_step`, before the variables' updates. The mixin's XLA-compiled path
-        # updates the noisy variables without it (when every variable is noisy it would never
-        # advance), so Keras's own code makes the advance here first, on no variables, and
-        # `_NadamScheduleOutside` keeps it from running again.
-        keras.optimizers.Nadam._backend_update_step(self, [], [], learning_rate)
-        return super()._backend_update_step(grads, trainable_variables, learning_rate)
 
     def _langevin_preconditioner(self, variable, index, pre_update):
         dtype = variable.dtype
