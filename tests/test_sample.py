@@ -55,6 +55,7 @@ def test_quick_writes_every_output_with_sane_values(quick_run):
     assert weights["adam"] == weights["sgd"] == 1
     assert weights["deep-ensemble"] == sample.QUICK["ensemble_size"]
     assert weights["clsgd"] == sample.QUICK["cycles"] * sample.QUICK["samples_per_cycle"]
+    assert weights["csghmc"] == weights["clsgd"]
     assert weights["psgld"] == 2  # epochs 3 and 4, after a burn-in of 2
     by_method = {row["method"]: row for row in written}
     for method in ("adam", "sgd"):  # one model: no disagreement between weights
@@ -72,7 +73,7 @@ def test_runs_are_engine_runs_with_their_samples(quick_run):
     output, _ = quick_run
     runs = sorted(p.name for p in (output / "runs").iterdir())
     assert runs == [
-        "adam-seed0", "clsgd-seed0", "deep-ensemble-seed0-member0",
+        "adam-seed0", "clsgd-seed0", "csghmc-seed0", "deep-ensemble-seed0-member0",
         "deep-ensemble-seed0-member1", "psgld-seed0", "sgd-seed0",
     ]  # fmt: skip
     for run in runs:
@@ -84,12 +85,22 @@ def test_runs_are_engine_runs_with_their_samples(quick_run):
     assert settings["optimizer_options"] == [["rho", sample.PSGLD_RHO]]
     assert settings["sigma"] == pytest.approx(math.sqrt(2.0 / sample.QUICK["train_take"]))
     assert ["l2", sample.prior_l2(sample.QUICK["train_take"], 0.5)] in settings["model_options"]
+    with open(output / "runs" / "csghmc-seed0" / "summary.json") as f:
+        settings = json.load(f)["settings"]
+    assert settings["optimizer"] == "lsghmc" and settings["lr"] == sample.CSGHMC_LR
+    assert ["momentum", sample.CSGHMC_MOMENTUM] in settings["optimizer_options"]
+    assert settings["sigma"] == pytest.approx(math.sqrt(2.0 / sample.QUICK["train_take"] / 0.1))
     epochs = {
         run: [s.epoch for s in load_samples(output / "runs" / run / "samples")]
-        for run in ("adam-seed0", "clsgd-seed0", "psgld-seed0")
+        for run in ("adam-seed0", "clsgd-seed0", "csghmc-seed0", "psgld-seed0")
     }
-    # One model: its last epoch; cSGLD: the cycle ends; pSGLD: every epoch after the burn-in.
-    assert epochs == {"adam-seed0": [4], "clsgd-seed0": [2, 4], "psgld-seed0": [3, 4]}
+    # One model: its last epoch; cSGLD, cSGHMC: the cycle ends; pSGLD: every epoch after the
+    # burn-in.
+    cycle_ends = [2, 4]
+    assert epochs == {
+        "adam-seed0": [4], "clsgd-seed0": cycle_ends, "csghmc-seed0": cycle_ends,
+        "psgld-seed0": [3, 4],
+    }  # fmt: skip
 
 
 def test_rerun_skips_finished_runs(quick_run, capsys):
@@ -103,6 +114,31 @@ def test_rerun_skips_finished_runs(quick_run, capsys):
     assert out.count("evaluated before: skipped") == len(sample.METHODS)
     assert {path: os.stat(path).st_mtime_ns for path in stamps} == stamps  # nothing retrained
     assert again == rows
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.1])
+def test_cyclical_sghmc_plan_has_the_momentum_form_of_sigma(temperature):
+    """cSGHMC: LSGHMC with momentum mu, the effective step lr / (1 - mu) of cSGLD's, and
+    sigma = posterior_sigma(N, T, momentum=mu) = sqrt(2 T / (N (1 - mu))), where cSGLD has
+    sqrt(2 T / N): the same cycles and sampled epochs."""
+    from applications.sample.plan import Data
+
+    _, args = sample.parse_args(["--temperature", str(temperature)])
+    data = Data(train_size=1000, steps_per_epoch=32, l2=sample.prior_l2(1000, 0.5), splits={})
+    (hmc,), (sgld,) = sample.plan("csghmc", args, 1, data), sample.plan("clsgd", args, 1, data)
+    mu = sample.CSGHMC_MOMENTUM
+    assert mu == 0.9
+    assert hmc.name == "csghmc-seed1" and hmc.config.optimizer == "lsghmc"
+    assert sample.CSGHMC_LR / (1 - mu) == pytest.approx(sample.CLSGD_LR)
+    assert hmc.config.lr == sample.CSGHMC_LR and sgld.config.lr == sample.CLSGD_LR
+    assert hmc.config.sigma == pytest.approx(math.sqrt(2 * temperature / (1000 * (1 - mu))))
+    assert sgld.config.sigma == pytest.approx(math.sqrt(2 * temperature / 1000))
+    assert hmc.sampler == sgld.sampler == {"epochs": [23, 24, 25, 48, 49, 50, 73, 74, 75, 98,
+                                                      99, 100]}  # fmt: skip
+    optimizer = hmc.config.optimizer_settings().build(data.steps_per_epoch, seed=0)
+    assert type(optimizer).__name__ == "LSGHMC" and optimizer.momentum == mu
+    schedule = keras.saving.deserialize_keras_object(optimizer.get_config()["learning_rate"])
+    assert schedule.cycle_steps == 25 * 32  # 100 epochs in 4 cycles
 
 
 def test_shifted_sets_are_fixed_and_in_range():

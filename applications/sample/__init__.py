@@ -20,10 +20,14 @@ the results:
                    `CyclicalCosineDecay(0.1)` and `CyclicalSigma(posterior sigma)` in `--cycles`
                    cycles; no noise in the first 80% of a cycle, samples after the last
                    `--samples-per-cycle` epochs of each cycle
+    csghmc         cyclical SGHMC (cSG-MCMC's SGHMC form): LSGHMC, the noise in the momentum
+                   buffer, momentum 0.9, lr 0.01 (the same effective step lr / (1 - momentum)
+                   as clsgd's 0.1, a rule fixed beforehand), the same cycles, schedules and
+                   samples as clsgd, sigma = posterior_sigma(N, T, momentum=0.9)
     psgld          pSGLD (Li et al. 2016): LRMSprop with rho 0.99, lr 1e-3 (constant), the
                    posterior sigma; burn-in epochs / 2, then 10 samples evenly spaced
 
-The Langevin methods (clsgd, psgld) spend `--epochs` epochs in one chain. Before the fixed
+The Langevin methods (clsgd, csghmc, psgld) spend `--epochs` epochs in one chain. Before the fixed
 protocol (results in docs/sampling/ from before 2026-12-04) the ensemble's members trained
 epochs / M epochs each.
 
@@ -31,7 +35,7 @@ The posterior: the loss is the mean cross-entropy over the N training examples p
 regulariser on every Dense kernel (the mlp's `l2` model option), `lam = 1 / (2 N s^2)` with
 s = `--prior-std`: a Gaussian prior N(0, s^2) on the kernels, flat on the biases. The
 Langevin methods use `sigma = keras_langevin.sampling.posterior_sigma(N, --temperature)`
-(T = 1: the posterior; `--temperature` below 1: a cold posterior); the
+(csghmc: with `momentum=0.9`; T = 1: the posterior; `--temperature` below 1: a cold posterior); the
 single models and the deep ensemble minimise the same loss (MAP estimates). The model must
 take the `l2` option: the `mlp-<depth>` models. Adam and RMSprop use Keras's epsilon.
 
@@ -78,6 +82,8 @@ from applications.sample.plan import (
     ADAM_LR,
     CLSGD_LR,
     COLUMNS,
+    CSGHMC_LR,
+    CSGHMC_MOMENTUM,
     DEFAULTS,
     EXPLORATION_FRACTION,
     LABELS,
@@ -107,9 +113,9 @@ from applications.sample.shifts import (
 from applications.sample.summary import markdown_table, plot_entropy, plot_reliability
 
 __all__ = [
-    "ADAM_LR", "CLSGD_LR", "COLUMNS", "DEFAULTS", "EVALUATED", "EXPLORATION_FRACTION",
-    "LABELS", "METHODS", "NOISE_STD", "NOT_EVALUATED", "OTHER_SETTINGS", "PSGLD_LR",
-    "PSGLD_RHO", "PSGLD_SAMPLES", "QUICK", "ROTATION_DEGREES", "SGD_LR", "SHIFT_SEED",
+    "ADAM_LR", "CLSGD_LR", "COLUMNS", "CSGHMC_LR", "CSGHMC_MOMENTUM", "DEFAULTS", "EVALUATED",
+    "EXPLORATION_FRACTION", "LABELS", "METHODS", "NOISE_STD", "NOT_EVALUATED", "OTHER_SETTINGS",
+    "PSGLD_LR", "PSGLD_RHO", "PSGLD_SAMPLES", "QUICK", "ROTATION_DEGREES", "SGD_LR", "SHIFT_SEED",
     "SPLITS", "Data", "Run", "build_parser", "check_plans", "evaluate", "evaluation_settings",
     "evaluation_state", "load_data", "main", "markdown_table", "member_seed", "parse_args",
     "plan", "plot_entropy", "plot_reliability", "prior_l2", "shifted_sets", "train_and_evaluate",

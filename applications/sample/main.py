@@ -47,7 +47,8 @@ def main(argv=None):
     seconds = time.time() - started
     if not distribution.is_chief:
         print(
-            f"{distribution.task}: done in {seconds:.1f} s; the chief writes the results to {output}"
+            f"{distribution.task}: done in {seconds:.1f} s; the chief writes the results to "
+            f"{output}"
         )
         return rows
     command = " ".join(["python -m applications.sample", *map(shlex.quote, argv)])

@@ -9,12 +9,13 @@ import numpy as np
 from applications import cli, engine
 from applications.sample.shifts import shifted_sets
 
-METHODS = ("adam", "sgd", "deep-ensemble", "clsgd", "psgld")
+METHODS = ("adam", "sgd", "deep-ensemble", "clsgd", "csghmc", "psgld")
 LABELS = {
     "adam": "Adam (one model)",
     "sgd": "SGD (one model)",
     "deep-ensemble": "deep ensemble (Adam)",
     "clsgd": "cyclical LSGD (cSGLD)",
+    "csghmc": "cyclical LSGHMC (cSGHMC)",
     "psgld": "pSGLD (LRMSprop)",
 }
 
@@ -22,6 +23,11 @@ LABELS = {
 ADAM_LR = 1e-3
 SGD_LR = 0.05
 CLSGD_LR = 0.1  # the start of every cosine cycle
+#: cSGHMC: LSGHMC's momentum (friction 1 - momentum), and its lr fixed by a rule, not tuned:
+#: the same effective step lr / (1 - momentum) as cyclical LSGD's, CLSGD_LR (both drift by
+#: lr / (1 - momentum) times the gradient; docs/guide/sghmc.md), so 0.1 * (1 - 0.9) = 0.01.
+CSGHMC_MOMENTUM = 0.9
+CSGHMC_LR = 0.01  # = CLSGD_LR * (1 - CSGHMC_MOMENTUM), written out (no 0.010000000000000002)
 PSGLD_LR = 1e-3
 PSGLD_RHO = 0.99  # docs/guide/posterior_sampling.md: rho close to 1 for sampling
 PSGLD_SAMPLES = 10  # after a burn-in of half the epochs
@@ -74,8 +80,9 @@ def build_parser(defaults=DEFAULTS):
     parser = argparse.ArgumentParser(
         prog="python -m applications.sample",
         description="Single models, a deep ensemble of fully trained members and Langevin "
-        "posterior ensembles (cyclical LSGD, pSGLD), each with its stated budget of epochs: accuracy, NLL, ECE, Brier on the test "
-        "split and predictive entropy on shifted copies of it.",
+        "posterior ensembles (cyclical LSGD, cyclical LSGHMC, pSGLD), each with its stated budget "
+        "of epochs: accuracy, NLL, ECE, Brier on the test split and predictive entropy on "
+        "shifted copies of it.",
         formatter_class=cli.HelpFormatter,
     )
     parser.add_argument(
@@ -103,13 +110,14 @@ def build_parser(defaults=DEFAULTS):
         "--cycles",
         type=cli.positive_int,
         default=defaults["cycles"],
-        help="cycles of cyclical LSGD (default: %(default)s)",
+        help="cycles of cyclical LSGD and cyclical LSGHMC (default: %(default)s)",
     )
     parser.add_argument(
         "--samples-per-cycle",
         type=cli.positive_int,
         default=defaults["samples_per_cycle"],
-        help="samples of cyclical LSGD per cycle, after its last epochs (default: %(default)s)",
+        help="samples of cyclical LSGD and LSGHMC per cycle, after its last epochs "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--prior-std",
@@ -155,7 +163,7 @@ def parse_args(argv=None):
         )
     if any(key == "l2" for key, _ in args.model_options):
         parser.error("--model-option l2: the prior is set by --prior-std")
-    if "clsgd" in args.methods and args.epochs % args.cycles:
+    if {"clsgd", "csghmc"} & set(args.methods) and args.epochs % args.cycles:
         parser.error(
             f"--cycles: --epochs {args.epochs} is not a multiple of --cycles {args.cycles} "
             "(cycles of a whole number of epochs)"
@@ -219,23 +227,8 @@ def plan(method, args, seed, data):
             )
             for j in range(args.ensemble_size)
         ]
-    if method == "clsgd":
-        cycle_epochs = epochs // args.cycles
-        config = base.replace(
-            optimizer="lsgd",
-            lr=CLSGD_LR,
-            lr_schedule="cyclical-cosine",
-            sigma=sigma,
-            sigma_schedule="cyclical",
-            decay_epochs=cycle_epochs,
-            optimizer_options=(("exploration_fraction", EXPLORATION_FRACTION),),
-            epochs=epochs,
-        )
-        schedule = kl.sampling.CyclicalSigma(
-            sigma, cycle_epochs * data.steps_per_epoch, EXPLORATION_FRACTION
-        )
-        sampled = schedule.sampling_epochs(data.steps_per_epoch, epochs, args.samples_per_cycle)
-        return [Run(f"clsgd-seed{seed}", config, {"epochs": sampled})]
+    if method in ("clsgd", "csghmc"):
+        return [_cyclical_run(method, base, args, seed, data)]
     if method == "psgld":
         burn_in = epochs // 2
         config = base.replace(
@@ -251,6 +244,37 @@ def plan(method, args, seed, data):
         sampler = {"burn_in_epochs": burn_in, "every_epochs": every}
         return [Run(f"psgld-seed{seed}", config, sampler)]
     raise ValueError(f"unknown method {method!r}")
+
+
+def _cyclical_run(method, base, args, seed, data):
+    """cSGLD (LSGD) or cSGHMC (LSGHMC, the noise in the momentum): a cosine learning rate and
+    the posterior sigma in the last 1 - EXPLORATION_FRACTION of every cycle, samples after the
+    last `--samples-per-cycle` epochs of each cycle."""
+    import keras_langevin as kl
+
+    epochs, cycle_epochs = args.epochs, args.epochs // args.cycles
+    options = (("exploration_fraction", EXPLORATION_FRACTION),)
+    if method == "csghmc":
+        optimizer, lr, momentum = "lsghmc", CSGHMC_LR, CSGHMC_MOMENTUM
+        options += (("momentum", momentum),)
+    else:
+        optimizer, lr, momentum = "lsgd", CLSGD_LR, 0.0
+    sigma = kl.sampling.posterior_sigma(data.train_size, args.temperature, momentum=momentum)
+    config = base.replace(
+        optimizer=optimizer,
+        lr=lr,
+        lr_schedule="cyclical-cosine",
+        sigma=sigma,
+        sigma_schedule="cyclical",
+        decay_epochs=cycle_epochs,
+        optimizer_options=options,
+        epochs=epochs,
+    )
+    schedule = kl.sampling.CyclicalSigma(
+        sigma, cycle_epochs * data.steps_per_epoch, EXPLORATION_FRACTION
+    )
+    sampled = schedule.sampling_epochs(data.steps_per_epoch, epochs, args.samples_per_cycle)
+    return Run(f"{method}-seed{seed}", config, {"epochs": sampled})
 
 
 @dataclasses.dataclass(frozen=True)

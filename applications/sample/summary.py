@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from applications import distribute, report
-from applications.sample.plan import LABELS
+from applications.sample.plan import CSGHMC_LR, CSGHMC_MOMENTUM, LABELS
 from applications.sample.shifts import NOISE_STD, ROTATION_DEGREES, SPLITS
 
 
@@ -21,6 +21,7 @@ def budgets(args):
         "sgd": f"{e} epochs (one model)",
         "deep-ensemble": f"{m} x {e} = {m * e} epochs ({m} fully trained members)",
         "clsgd": f"{e} epochs (one chain, {args.cycles} cycles)",
+        "csghmc": f"{e} epochs (one chain, {args.cycles} cycles)",
         "psgld": f"{e} epochs (one chain, burn-in {e // 2})",
     }
 
@@ -30,6 +31,12 @@ def markdown_table(rows, args, data, command, seconds, distribution=distribute.O
     by_method = {m: method_rows for m, method_rows in by_method.items() if method_rows}
     seeds = ", ".join(map(str, args.seeds))
     sigma = math.sqrt(2.0 * args.temperature / data.train_size)
+    hmc = ""
+    if "csghmc" in args.methods:  # posterior_sigma(N, T, momentum=mu)
+        hmc = (
+            f" (cyclical LSGHMC, momentum mu = {CSGHMC_MOMENTUM:g}, lr {CSGHMC_LR:g}: "
+            f"sqrt(2T/(N(1 - mu))) = {sigma / math.sqrt(1.0 - CSGHMC_MOMENTUM):.4g})"
+        )
     header = (
         f"Command: `{command}`  \nRun time of this invocation: {seconds:.0f} s "
         f"({seconds / 60:.1f} min); runs evaluated by an earlier invocation are skipped and "
@@ -40,11 +47,11 @@ def markdown_table(rows, args, data, command, seconds, distribution=distribute.O
         f"training examples. Prior N(0, {args.prior_std:g}²) on the kernels: L2 {data.l2:.3g}. "
         f"Posterior temperature T = {args.temperature:g} for the Langevin methods "
         f"({'the Bayesian posterior' if args.temperature == 1 else 'a cold posterior'}), "
-        f"sigma = sqrt(2T/N) = {sigma:.4g}; the single models and the ensemble are MAP "
-        f"estimates. Cyclical LSGD: {args.cycles} cycles, {args.samples_per_cycle} sample(s) "
-        "per cycle. Mean ± standard deviation over seeds (n - 1); metrics of the averaged "
-        "prediction on the held-out test split; entropy and mutual information (MI) in nats, "
-        "averaged over examples."
+        f"sigma = sqrt(2T/N) = {sigma:.4g}{hmc}; the single models and the ensemble are MAP "
+        f"estimates. Cyclical LSGD and LSGHMC: {args.cycles} cycles, "
+        f"{args.samples_per_cycle} sample(s) per cycle. Mean ± standard deviation over seeds "
+        "(n - 1); metrics of the averaged prediction on the held-out test split; entropy and "
+        "mutual information (MI) in nats, averaged over examples."
     )
     spent = budgets(args)
     budget_table = report.markdown_table(
