@@ -23,120 +23,125 @@ a pure function of the optimizer's state (seed variable, step, variable, element
 replica adds the same noise to its copy of a variable, and a sharded variable gets the noise
 of the unsharded one.
 
+Data placement is the distribution's (`Distribution.place`, which the trainer applies to the
+training and test datasets): every process runs the whole seeded input pipeline and reads the
+same global batches; under a `tf.distribute` strategy TensorFlow then splits each batch by
+elements (`shard_by_data`); under a Keras distribution (JAX) each batch is laid out over the
+devices as `fit` reads it (`Distribution.fitting`, `global_batch`); one device reads it as is.
+The settings' checks are in `applications.distribute_checks`.
+
 `setup` must run before TensorFlow or JAX does anything else (the multi-worker strategy and
 the device split are configured at program start): the scripts call it right after parsing.
 """
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
 
 from applications import _keras_patches
-
-MODES = ("off", "mirrored", "multi-worker", "data-parallel", "model-parallel")
-TENSORFLOW_MODES = ("mirrored", "multi-worker")
-JAX_MODES = ("data-parallel", "model-parallel")
-JAX_PROCESS_VARIABLES = (
-    "KERAS_DISTRIBUTION_JOB_ADDRESSES",
-    "KERAS_DISTRIBUTION_NUM_PROCESSES",
-    "KERAS_DISTRIBUTION_PROCESS_ID",
+from applications.distribute_checks import (
+    JAX_MODES,
+    JAX_PROCESS_VARIABLES,
+    MODES,
+    TENSORFLOW_MODES,
+    DistributionError,
+    check,
+    tf_config_task,
 )
 
+__all__ = [
+    "JAX_MODES",
+    "JAX_PROCESS_VARIABLES",
+    "MODES",
+    "OFF",
+    "TENSORFLOW_MODES",
+    "Distribution",
+    "DistributionError",
+    "batch_shards",
+    "check",
+    "global_batch",
+    "keras_distributed_fit",
+    "keras_global_batches",
+    "kernel_parallel",
+    "setup",
+    "shard_by_data",
+    "tf_config_task",
+]
 
-class DistributionError(ValueError):
-    """A `--distribute` setting that cannot run here (a usage error)."""
+
+# ----------------------------------------------------------------------------- data placement
 
 
-# ----------------------------------------------------------------------------- checks
+def pass_through(dataset):
+    """`dataset` as it is (`--distribute off`: one device reads every batch whole)."""
+    return dataset
 
 
-def check(mode, backend, environ=None, cpu_devices=None, model_shards=None):
-    """Raises `DistributionError` if `mode` cannot run on `backend` with `environ`.
+def shard_by_data(dataset):
+    """`dataset` split by elements among the workers of a `tf.distribute` strategy (`mirrored`,
+    `multi-worker`).
 
-    Checks only what is known before anything starts: the backend, `TF_CONFIG` for
-    multi-worker (present, JSON, a cluster with this task in it), Keras's process variables for
-    JAX (all or none).
+    Every worker runs the whole input pipeline (same seeds, same batches) and keeps its part
+    of each global batch, so the replicas together see exactly the batches of one device;
+    TensorFlow's default would shard a file-based dataset by files instead.
     """
-    environ = os.environ if environ is None else environ
-    if mode not in MODES:
-        raise DistributionError(f"unknown --distribute {mode!r}; expected one of {MODES}")
-    if mode in TENSORFLOW_MODES and backend != "tensorflow":
-        raise DistributionError(
-            f"--distribute {mode} needs the TensorFlow backend (KERAS_BACKEND=tensorflow); "
-            f"on {backend} use {' or '.join(JAX_MODES)}"
-        )
-    if mode in JAX_MODES and backend != "jax":
-        raise DistributionError(
-            f"--distribute {mode} needs the JAX backend (KERAS_BACKEND=jax); on {backend} use "
-            f"{' or '.join(TENSORFLOW_MODES)}"
-        )
-    if model_shards is not None and mode != "model-parallel":
-        raise DistributionError("--model-shards is used only by --distribute model-parallel")
-    if cpu_devices is not None and mode in ("off", "multi-worker"):
-        raise DistributionError(
-            f"--cpu-devices is used by --distribute mirrored, data-parallel and "
-            f"model-parallel; not by {mode}"
-        )
-    if mode == "multi-worker":
-        _check_tf_config(environ.get("TF_CONFIG"))
-    if mode in JAX_MODES:
-        given = [name for name in JAX_PROCESS_VARIABLES if environ.get(name)]
-        if given and len(given) != len(JAX_PROCESS_VARIABLES):
-            missing = sorted(set(JAX_PROCESS_VARIABLES) - set(given))
-            raise DistributionError(
-                f"several JAX processes need all of {', '.join(JAX_PROCESS_VARIABLES)}; "
-                f"missing: {', '.join(missing)}"
-            )
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
-def _check_tf_config(text):
-    if not text:
-        raise DistributionError(
-            "--distribute multi-worker needs TF_CONFIG (the cluster and this worker's task), "
-            'e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-            '"task": {"type": "worker", "index": 0}}\''
-        )
-    try:
-        tf_config = json.loads(text)
-        cluster, task = tf_config["cluster"], tf_config["task"]
-        members = cluster[task["type"]]
-        index = int(task["index"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise DistributionError(
-            f"TF_CONFIG must be JSON with 'cluster' and 'task' (type, index): {error!r}"
-        ) from None
-    if not 0 <= index < len(members):
-        raise DistributionError(
-            f"TF_CONFIG: task {task['type']} {index} is not in the cluster ({len(members)} "
-            f"{task['type']} addresses)"
-        )
+def whole_in_every_process(dataset):
+    """`dataset` as it is, read whole by every process of a Keras distribution (JAX:
+    `data-parallel`, `model-parallel`).
+
+    Each process keeps the part of each global batch that its devices hold when `fit` lays the
+    batch out (`global_batch`, under `Distribution.fitting`); Keras's own split among processes
+    (rebatch, then every n-th part) is off (`Distribution` sets `auto_shard_dataset = False`),
+    as it would put the processes on different batches after an epoch's last, partial batch.
+    """
+    return dataset
 
 
-def tf_config_task(environ=None):
-    """`(task_type, task_index, is_chief)` of `TF_CONFIG`: the chief is the task of type
-    'chief', or worker 0 when the cluster has no chief (TensorFlow's convention)."""
-    tf_config = json.loads((os.environ if environ is None else environ)["TF_CONFIG"])
-    task_type, index = tf_config["task"]["type"], int(tf_config["task"]["index"])
-    has_chief = bool(tf_config["cluster"].get("chief"))
-    is_chief = task_type == "chief" or (not has_chief and task_type == "worker" and index == 0)
-    return task_type, index, is_chief
+#: How each mode places a dataset of global batches (`Distribution.place`).
+PLACEMENTS = {
+    "off": pass_through,
+    "mirrored": shard_by_data,
+    "multi-worker": shard_by_data,
+    "data-parallel": whole_in_every_process,
+    "model-parallel": whole_in_every_process,
+}
 
 
-# ----------------------------------------------------------------------------- setup
+# ----------------------------------------------------------------------------- the distribution
 
 
 class Distribution:
-    """Where a run's computation goes and which process writes the shared outputs.
+    """Where a run's computation and data go, and which process writes the shared outputs.
 
-    `scope()` is entered while the model and optimizer are built; `is_chief` tells whether this
-    process writes the run's log, summary, model and export; `task` names the process (its own
-    backup directory); `agree` gathers one integer from every process.
+    `scope()` is entered while the model and optimizer are built; `place` gives a dataset of
+    global batches the placement of this mode, `fitting` is the context of `fit`; `is_chief`
+    tells whether this process writes the run's log, summary, model and export; `task` names
+    the process (its own backup directory); `agree` gathers one integer from every process.
+    A `keras_distribution` is told not to split datasets itself (`whole_in_every_process`).
     """
 
     def __init__(self, mode="off", strategy=None, keras_distribution=None, task=None,
                  is_chief=True, num_processes=1, devices=()):  # fmt: skip
+        if mode not in PLACEMENTS:
+            raise DistributionError(f"unknown distribution mode {mode!r}; expected one of {MODES}")
+        if (strategy is not None, keras_distribution is not None) != (
+            mode in TENSORFLOW_MODES,
+            mode in JAX_MODES,
+        ):
+            raise DistributionError(
+                f"distribution mode {mode!r} takes a tf.distribute strategy for "
+                f"{TENSORFLOW_MODES}, a Keras distribution for {JAX_MODES}, neither for 'off'"
+            )
+        if keras_distribution is not None:
+            keras_distribution.auto_shard_dataset = False
         self.mode = mode
         self.strategy = strategy
         self.keras_distribution = keras_distribution
@@ -178,6 +183,11 @@ class Distribution:
                 yield
         else:
             yield
+
+    def place(self, dataset):
+        """`dataset` (a `tf.data.Dataset` of global batches, the same in every process) placed
+        as this mode's `fit` reads it (`PLACEMENTS`)."""
+        return PLACEMENTS[self.mode](dataset)
 
     def check_batch_size(self, batch_size):
         """Raises `DistributionError` unless the global `batch_size` splits evenly among the
@@ -235,6 +245,9 @@ class Distribution:
 
 
 OFF = Distribution()
+
+
+# ----------------------------------------------------------------------------- setup
 
 
 def setup(mode="off", cpu_devices=None, model_shards=None, environ=None):
@@ -307,11 +320,6 @@ def _setup_jax(mode, cpu_devices, model_shards, environ):
             (len(devices) // shards, shards), ["batch", "model"], devices
         )
         distribution = kernel_parallel(mesh)
-    # Every process runs the whole (seeded) input pipeline and keeps the part of each global
-    # batch that its devices hold (`keras_global_batches`), as `shard_by_data` does on
-    # TensorFlow; Keras's own split (rebatch, then every n-th part) would put the processes
-    # on different batches after an epoch's last, partial batch.
-    distribution.auto_shard_dataset = False
     index = jax.process_index()
     return Distribution(
         mode,

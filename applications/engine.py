@@ -52,7 +52,6 @@ from applications.trainer import (
     precision,
     reseed,
     save_initial_weights,
-    shard_by_data,
     training_stream,
 )
 
@@ -80,7 +79,6 @@ __all__ = [
     "run",
     "run_paths",
     "save_initial_weights",
-    "shard_by_data",
     "standard_callbacks",
     "summarize",
     "training_stream",

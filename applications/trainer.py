@@ -139,7 +139,8 @@ class Trainer:
 
         self.config = config
         # Several devices or processes (`applications.distribute`): the model and optimizer
-        # are built in its scope, `fit` runs under it; `config.batch_size` is the global batch.
+        # are built in its scope, it places the data, `fit` runs under it; `config.batch_size`
+        # is the global batch.
         self.distribution = distribution or distribute.OFF
         with self.distribution.scope():
             try:
@@ -185,9 +186,9 @@ class Trainer:
 
     def fit(self, callbacks, start_epoch=0, verbose=0):
         """`model.fit` up to `config.epochs` on the seeded training stream, from `start_epoch`."""
-        train, test = training_stream(self.dataset, start_epoch), self.dataset.test
-        if self.distribution.strategy is not None:
-            train, test = shard_by_data(train), shard_by_data(test)
+        # Placed as this distribution's `fit` reads them (`Distribution.place`).
+        train = self.distribution.place(training_stream(self.dataset, start_epoch))
+        test = self.distribution.place(self.dataset.test)
         with self.distribution.fitting(self.model):
             return self.model.fit(
                 train,
@@ -207,20 +208,6 @@ def reseed(optimizer, seed):
     inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's
     if isinstance(inner, kl.LangevinMixin):
         inner.reseed(seed)
-
-
-def shard_by_data(dataset):
-    """`dataset` split by elements among the workers of a `tf.distribute` strategy.
-
-    Every worker runs the whole input pipeline (same seeds, same batches) and keeps its part
-    of each global batch, so the replicas together see exactly the batches of one device;
-    TensorFlow's default would shard a file-based dataset by files instead.
-    """
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options)
 
 
 def training_stream(dataset, start_epoch=0):

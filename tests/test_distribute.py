@@ -103,6 +103,100 @@ def test_a_jax_batch_size_must_split_evenly_among_the_replicas(keras_distributio
     distribute.OFF.check_batch_size(33)  # one device, or a tf.distribute strategy: any size
 
 
+# ----------------------------------------------------------------------------- data placement
+
+
+class _Strategy:
+    """Stands for a `tf.distribute` strategy: the placement reads nothing of it."""
+
+
+def _modes():
+    """A `Distribution` of every mode, with stand-ins for the strategy or Keras distribution."""
+    keras_distribution = _KerasDistribution((2,))
+    keras_distribution.auto_shard_dataset = True  # Keras's default
+    objects = {
+        "mirrored": {"strategy": _Strategy()},
+        "multi-worker": {"strategy": _Strategy(), "num_processes": 2},
+        "data-parallel": {"keras_distribution": keras_distribution},
+        "model-parallel": {"keras_distribution": _KerasDistribution((1, 2), ("batch", "model"))},
+    }
+    return {
+        mode: distribute.Distribution(mode, **objects.get(mode, {})) for mode in distribute.MODES
+    }
+
+
+@pytest.mark.multibackend
+@pytest.mark.parametrize("mode", distribute.MODES)
+def test_each_mode_places_the_data_as_it_says(mode):
+    """One device and JAX's modes read the dataset as is (JAX's batches are laid out as `fit`
+    reads them, and Keras's own split among processes is off); TensorFlow's strategies split
+    every global batch by elements, the batches themselves unchanged."""
+    import tensorflow as tf
+
+    distribution = _modes()[mode]
+    dataset = tf.data.Dataset.range(10).batch(4)
+    placed = distribution.place(dataset)
+    policy = tf.data.experimental.AutoShardPolicy
+    assert dataset.options().experimental_distribute.auto_shard_policy == policy.AUTO
+    if mode in distribute.TENSORFLOW_MODES:
+        assert placed.options().experimental_distribute.auto_shard_policy == policy.DATA
+        assert [b.tolist() for b in placed.as_numpy_iterator()] == [
+            [0, 1, 2, 3],
+            [4, 5, 6, 7],
+            [8, 9],
+        ]
+    else:
+        assert placed is dataset
+    if mode in distribute.JAX_MODES:
+        assert distribution.keras_distribution.auto_shard_dataset is False
+
+
+@pytest.mark.parametrize(
+    "mode, objects",
+    [
+        ("ring", {}),
+        ("off", {"strategy": _Strategy()}),
+        ("mirrored", {}),
+        ("data-parallel", {"strategy": _Strategy()}),
+        ("multi-worker", {"keras_distribution": _KerasDistribution((2,))}),
+    ],
+)
+def test_a_distribution_takes_only_its_modes_objects(mode, objects):
+    with pytest.raises(distribute.DistributionError, match=f"mode '{mode}'"):
+        distribute.Distribution(mode, **objects)
+
+
+class _RecordingDistribution(distribute.Distribution):
+    """One device; records the datasets it places and marks what it returns."""
+
+    def __init__(self):
+        super().__init__()
+        self.placed = []
+
+    def place(self, dataset):
+        self.placed.append(dataset)
+        return ("placed", dataset)
+
+
+@pytest.mark.multibackend
+def test_the_trainer_fits_on_the_data_its_distribution_placed(monkeypatch):
+    import tensorflow as tf
+
+    config = engine.RunConfig(model="mlp-2", model_options=(("width", 8),), augment="none",
+                              optimizer="ladam", epochs=2, train_take=64, test_take=32)  # fmt: skip
+    distribution = _RecordingDistribution()
+    trainer = engine.Trainer(config, distribution=distribution)
+    fitted = {}
+    monkeypatch.setattr(
+        trainer.model, "fit", lambda x, validation_data, **_: fitted.update(x=x, v=validation_data)
+    )
+    trainer.fit([], start_epoch=1)
+    train, test = distribution.placed
+    assert fitted == {"x": ("placed", train), "v": ("placed", test)}
+    assert train.cardinality() == tf.data.INFINITE_CARDINALITY  # the repeated training stream
+    assert test is trainer.dataset.test
+
+
 @pytest.mark.parametrize(
     "cluster, task, chief",
     [
