@@ -1,10 +1,9 @@
-"""Tests for applications.data (tf.data pipelines) and applications.data.augment (keras-cv)."""
+"""Tests for applications.data (tf.data pipelines); the batch policies in test_augment.py."""
 
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import ast
 import math
 import subprocess
 import sys
@@ -283,77 +282,6 @@ def test_bad_arguments():
         load_dataset("digits", augment="autoaugment")
     with pytest.raises(ValueError, match="one_hot"):
         load_dataset("digits", augment="cutmix", one_hot=False)
-
-
-# ---------------------------------------------------------------------------- keras-cv policies
-
-
-def test_keras_cv_is_imported_lazily():
-    """keras_cv may only be imported inside functions of applications/data/augment.py."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    package = os.path.join(root, "applications", "data")
-    modules = sorted(name[:-3] for name in os.listdir(package) if name.endswith(".py"))
-    assert "augment" in modules and "pipeline" in modules
-    for module in modules:
-        allowed = module == "augment"
-        with open(os.path.join(package, f"{module}.py")) as f:
-            tree = ast.parse(f.read())
-        top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-        names = [a.name for n in top_level for a in n.names] + [
-            n.module or "" for n in top_level if isinstance(n, ast.ImportFrom)
-        ]
-        assert not any(name.split(".")[0] == "keras_cv" for name in names), module
-        nested = [
-            n
-            for n in ast.walk(tree)
-            if isinstance(n, ast.Import) and any(a.name == "keras_cv" for a in n.names)
-        ]
-        assert bool(nested) == allowed, module
-
-
-def test_randaugment_grayscale_shapes_and_range():
-    channels = 1
-    d = load_dataset(
-        "digits", batch_size=32, train_take=64, augment="standard+randaugment", channels=channels
-    )
-    assert d.augment == ("standard", "randaugment") and d.one_hot is False
-    x, y = _first_batch(d.train)
-    assert x.shape == (32, 16, 16, channels) and x.dtype == np.float32
-    assert x.min() >= 0.0 and x.max() <= 1.0
-    assert y.shape == (32,) and y.dtype == np.int32
-
-
-def test_randaugment_on_mock_cifar10():
-    with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
-        d = load_dataset("cifar10", batch_size=12, augment=["randaugment"])
-        x, y = _first_batch(d.train)
-    assert x.shape == (12, 32, 32, 3) and y.shape == (12,)
-    assert x.min() >= 0.0 and x.max() <= 1.0
-
-
-@pytest.mark.parametrize("policy", ["cutmix", "mixup", "cutmix+mixup"])
-def test_mixing_policies_one_hot(policy):
-    d = load_dataset(
-        "digits", batch_size=32, train_take=64, test_take=40, augment=f"standard+{policy}"
-    )
-    assert d.one_hot is True and d.loss == "categorical_crossentropy"
-    x, y = _first_batch(d.train)
-    assert x.shape == (32, 16, 16, 1) and x.dtype == np.float32
-    assert y.shape == (32, 10) and y.dtype == np.float32
-    np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
-    assert y.min() >= 0.0
-    assert (y.max(axis=1) < 1.0).any()  # labels were actually mixed
-    _, yt = _first_batch(d.test)  # test labels are one-hot too, unmixed
-    assert yt.shape == (32, 10)
-    np.testing.assert_array_equal(np.sort(yt, axis=1)[:, -1], 1.0)
-
-
-def test_mixup_on_mock_cifar10_standardized():
-    with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
-        d = load_dataset("cifar10", batch_size=12, augment="mixup", standardize=True)
-        x, y = _first_batch(d.train)
-    assert x.shape == (12, 32, 32, 3) and y.shape == (12, 10)
-    np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_digits_module_imports_without_tensorflow():
