@@ -4,18 +4,18 @@ Whatever in `applications/` reaches below Keras's public API (a `keras.src` modu
 underscore attribute of a Keras object, a Keras function replaced for a while) does it here.
 Every use checks that its target exists and raises `KerasInternalsError`, naming the installed
 Keras version, when it does not: a Keras release that renames something fails loudly at the
-first use instead of silently running without the patch. A patch that only some Keras releases
-need says which (`*_NEEDED_BEFORE`) and leaves the others alone; `tests/test_keras_patches.py`
-checks each patch on the installed Keras (applied where needed, absent elsewhere, loud when its
-target is gone).
+first use instead of silently running without the patch. A patch whose target differs between
+Keras releases finds which form the installed Keras has by looking at it (not at its version
+number) and fails loudly when it finds none; `tests/test_keras_patches.py` checks each patch on the installed
+Keras (applied, its behaviour observed, loud when its target is gone) and each form on stand-ins.
 
 Sections (add a new one at the end, under its own banner):
 
 1. Guards: `KerasInternalsError`, `internal_module`, `internal_attribute`, `replaced`.
 2. tf.distribute: `multi_worker_fit` (Keras's TensorFlow trainer under
    `MultiWorkerMirroredStrategy`).
-3. keras.distribution on JAX: `jax_batches_by_size` (Keras's JAX epoch iterator),
-   `assigned_layout` (a variable's layout).
+3. keras.distribution on JAX: `jax_batch_form`, `jax_batches_by_size` (Keras's JAX epoch
+   iterator), `assigned_layout` (a variable's layout).
 """
 
 import contextlib
@@ -148,42 +148,87 @@ def multi_worker_fit(model):
 
 _JAX_TRAINER = "keras.src.backend.jax.trainer"
 _BATCHES_BY_SIZE = "JAX data parallelism with partial batches (applications.distribute)"
-# Keras 3.10-3.15 lay out every batch of an epoch like its first (`JAXEpochIterator.
-# _get_distributed_iterator`); from 3.16 `_get_iterator` lays out each batch by its own shape.
-BATCHES_BY_SIZE_NEEDED_BEFORE = (3, 16)
+#: The two ways Keras's JAX epoch iterator lays out the batches of a distributed epoch.
+FIRST_BATCH, EACH_BATCH = "first-batch", "each-batch"
 
 
-def batches_by_size_needed(version=None):
-    """Whether Keras `version` (default: the installed one) needs `jax_batches_by_size`."""
-    return keras_release(version) < BATCHES_BY_SIZE_NEEDED_BEFORE
+def _names_used(function):
+    """The global and attribute names that `function` (and the functions it defines) use."""
+    names, codes = set(), [function.__code__]
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+    return names
+
+
+def jax_batch_form(jax_trainer=None):
+    """How the installed Keras's JAX trainer (or the module `jax_trainer`) lays out the batches
+    of a distributed epoch, read from the code itself:
+
+    * `FIRST_BATCH` (Keras 3.10-3.15): `JAXEpochIterator._get_iterator` calls
+      `_get_distributed_iterator`, which gives every batch the layout of the first;
+    * `EACH_BATCH` (keras-nightly 3.16): `_get_iterator` passes each batch to the module's
+      `_distribute_data`, which lays it out by its own shape.
+
+    Raises `KerasInternalsError`, naming the Keras version, when it finds neither form.
+    """
+    if jax_trainer is None:
+        jax_trainer = internal_module(_JAX_TRAINER, _BATCHES_BY_SIZE)
+    iterator_class = internal_attribute(jax_trainer, "JAXEpochIterator", _BATCHES_BY_SIZE)
+    used = _names_used(internal_attribute(iterator_class, "_get_iterator", _BATCHES_BY_SIZE))
+    if hasattr(iterator_class, "_get_distributed_iterator"):
+        if "_get_distributed_iterator" in used:
+            return FIRST_BATCH
+    elif "_distribute_data" in used and callable(getattr(jax_trainer, "_distribute_data", None)):
+        return EACH_BATCH
+    raise _missing(
+        "JAXEpochIterator._get_iterator calling either _get_distributed_iterator (Keras "
+        "3.10-3.15) or the module's _distribute_data (Keras 3.16)",
+        _BATCHES_BY_SIZE,
+    )
 
 
 @contextlib.contextmanager
-def jax_batches_by_size(lay_out):
+def jax_batches_by_size(lay_out, jax_trainer=None):
     """Lets Keras's JAX `fit` and `evaluate`, under a Keras distribution, place each batch with
     `lay_out(array, distribution)` (a batch of the data as read, the same in every process ->
     one global JAX array), for the duration of the block.
 
-    Keras 3.10-3.15 give every batch the layout computed for the first one, the batch axis
-    split over the mesh; an epoch's last batch, of another size, fails unless the replicas
-    divide it ("IndivisibleError"). On those releases the epoch iterator's
-    `_get_distributed_iterator` is replaced; on later ones (Keras lays out each batch by its
-    own size) nothing is replaced and `lay_out` is not called.
+    Keras lays out a batch with its batch axis split over the mesh and each process's rows
+    taken as its own part. An epoch's last batch, of another size, fails unless the replicas
+    divide it ("IndivisibleError": on Keras 3.10-3.15 every batch gets the first batch's
+    layout; on keras-nightly 3.16, which lays out each batch by its own shape, a partial batch
+    that the replicas cannot split still fails), and a process that reads the whole batch is
+    not Keras's process-local part. What is replaced depends on `jax_batch_form`: on
+    `FIRST_BATCH` the epoch iterator's `_get_distributed_iterator`; on `EACH_BATCH` the
+    module's `_distribute_data` (which then calls `lay_out` whenever a Keras distribution is
+    set, and leaves a stacked batch of `steps_per_execution > 1` to Keras).
     """
-    if not batches_by_size_needed():
-        yield
-        return
-    jax_trainer = internal_module(_JAX_TRAINER, _BATCHES_BY_SIZE)
-    iterator_class = internal_attribute(jax_trainer, "JAXEpochIterator", _BATCHES_BY_SIZE)
+    if jax_trainer is None:
+        jax_trainer = internal_module(_JAX_TRAINER, _BATCHES_BY_SIZE)
+    if jax_batch_form(jax_trainer) == FIRST_BATCH:
 
-    def distributed_iterator(self, distribution):
-        adapter = internal_attribute(self, "data_adapter", _BATCHES_BY_SIZE)
-        for data in adapter.get_jax_iterator():
-            yield keras.tree.map_structure(lambda a: lay_out(a, distribution), data)
+        def distributed_iterator(self, distribution):
+            adapter = internal_attribute(self, "data_adapter", _BATCHES_BY_SIZE)
+            for data in adapter.get_jax_iterator():
+                yield keras.tree.map_structure(lambda a: lay_out(a, distribution), data)
 
-    with replaced(
-        iterator_class, "_get_distributed_iterator", distributed_iterator, _BATCHES_BY_SIZE
-    ):
+        owner, name = jax_trainer.JAXEpochIterator, "_get_distributed_iterator"
+        replacement = distributed_iterator
+    else:
+        original = jax_trainer._distribute_data
+
+        def distribute_data(data, *args, **kwargs):
+            # Keras's signature: (data, layouts=None, is_super_batch=False)
+            stacked = kwargs.get("is_super_batch", len(args) > 1 and args[1])
+            distribution = keras.distribution.distribution()
+            if distribution is None or stacked:
+                return original(data, *args, **kwargs)
+            return keras.tree.map_structure(lambda a: lay_out(a, distribution), data)
+
+        owner, name, replacement = jax_trainer, "_distribute_data", distribute_data
+    with replaced(owner, name, replacement, _BATCHES_BY_SIZE):
         yield
 
 

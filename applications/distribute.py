@@ -385,7 +385,7 @@ def keras_global_batches():
     """Lets Keras 3's JAX `fit` and `evaluate`, under a Keras distribution, take every batch
     of the data, the partial one included, split among the replicas, each laid out by its own
     size with `global_batch` from the whole batch that every process reads (the patch
-    `_keras_patches.jax_batches_by_size`, on the Keras releases that need it)."""
+    `_keras_patches.jax_batches_by_size`, on either form of Keras's JAX trainer)."""
     return _keras_patches.jax_batches_by_size(lambda array, dist: global_batch(array, dist))
 
 

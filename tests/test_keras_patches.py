@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import keras
 import numpy as np
@@ -143,39 +144,139 @@ def test_multi_worker_fit_fails_loudly_without_its_target(monkeypatch, target):
 # ----------------------------------------------------------------------------- 3. JAX distribution
 
 
-def test_batches_by_size_is_needed_before_keras_3_16_only():
-    assert patches.batches_by_size_needed("3.10.0")
-    assert patches.batches_by_size_needed("3.15.1")
-    assert not patches.batches_by_size_needed("3.16.0.dev2026102704")
-    assert not patches.batches_by_size_needed("3.16.0")
+def _jax_trainer():
+    return patches.internal_module("keras.src.backend.jax.trainer", "a test")
 
 
-def _jax_iterator_class():
-    return patches.internal_module("keras.src.backend.jax.trainer", "a test").JAXEpochIterator
+def test_jax_batch_form_of_the_installed_keras():
+    """The form read from the code is the one these releases have (3.16 changed it)."""
+    expected = patches.FIRST_BATCH if patches.keras_release() < (3, 16) else patches.EACH_BATCH
+    assert patches.jax_batch_form() == expected
 
 
-@pytest.mark.skipif(not patches.batches_by_size_needed(), reason="Keras lays out each batch")
-def test_batches_by_size_fails_loudly_without_its_target(monkeypatch):
-    monkeypatch.delattr(_jax_iterator_class(), "_get_distributed_iterator")
+# Stand-ins for Keras's JAX trainer module, one per form, and two that have neither.
+FIRST_BATCH_SOURCE = """
+class JAXEpochIterator:
+    def __init__(self, batches):
+        self.batches = batches
+
+    def _get_iterator(self):
+        return self._get_distributed_iterator("keras distribution")
+
+    def _get_distributed_iterator(self, distribution):
+        for batch in self.batches:
+            yield ("first layout", batch)
+"""
+EACH_BATCH_SOURCE = """
+def _distribute_data(data, layouts=None, is_super_batch=False):
+    return ("keras layout", data)
+
+
+class JAXEpochIterator:
+    def __init__(self, batches):
+        self.batches = batches
+
+    def _get_iterator(self):
+        def batches():
+            for batch in self.batches:
+                yield _distribute_data(batch)
+        return batches()
+"""
+UNUSED_SOURCE = FIRST_BATCH_SOURCE.replace(
+    'return self._get_distributed_iterator("keras distribution")', "return iter(self.batches)"
+)
+NEITHER_SOURCE = EACH_BATCH_SOURCE.replace("yield _distribute_data(batch)", "yield batch")
+
+
+def _stand_in(source):
+    module = types.ModuleType("jax_trainer_stand_in")
+    exec(source, module.__dict__)  # noqa: S102 - a module from the test's own text
+    return module
+
+
+def test_jax_batch_form_reads_each_form_from_the_code():
+    assert patches.jax_batch_form(_stand_in(FIRST_BATCH_SOURCE)) == patches.FIRST_BATCH
+    assert patches.jax_batch_form(_stand_in(EACH_BATCH_SOURCE)) == patches.EACH_BATCH
+
+
+@pytest.mark.parametrize("source", [UNUSED_SOURCE, NEITHER_SOURCE], ids=["unused", "neither"])
+def test_jax_batch_form_fails_loudly_on_neither_form(source):
+    with pytest.raises(patches.KerasInternalsError, match=rf"_get_iterator.*Keras {VERSION}"):
+        patches.jax_batch_form(_stand_in(source))
     with (
-        pytest.raises(
-            patches.KerasInternalsError, match=rf"_get_distributed_iterator.*Keras {VERSION}"
-        ),
+        pytest.raises(patches.KerasInternalsError, match=rf"_get_iterator.*Keras {VERSION}"),
+        patches.jax_batches_by_size(lambda a, d: a, _stand_in(source)),
+    ):
+        pass
+
+
+def _laid_out(array, distribution):
+    return ("laid out", array.shape, distribution)
+
+
+def test_batches_by_size_on_the_first_batch_form():
+    module = _stand_in(FIRST_BATCH_SOURCE)
+    original = module.JAXEpochIterator._get_distributed_iterator
+    iterator = module.JAXEpochIterator([np.zeros((2, 3)), np.zeros((1, 3))])
+    iterator.data_adapter = types.SimpleNamespace(get_jax_iterator=lambda: iter(iterator.batches))
+    with patches.jax_batches_by_size(_laid_out, module):
+        got = list(iterator._get_iterator())
+    assert got == [
+        ("laid out", (2, 3), "keras distribution"),
+        ("laid out", (1, 3), "keras distribution"),
+    ]
+    assert module.JAXEpochIterator._get_distributed_iterator is original
+
+
+def test_batches_by_size_on_the_each_batch_form(monkeypatch):
+    """Under a Keras distribution every batch (x and y alike) goes to `lay_out`; a stacked
+    batch (`steps_per_execution > 1`) and a run without a distribution stay Keras's."""
+    module = _stand_in(EACH_BATCH_SOURCE)
+    original = module._distribute_data
+    x, y = np.zeros((2, 3)), np.zeros((2, 1))
+    iterator = module.JAXEpochIterator([(x, y), (x[:1], y[:1])])
+    with patches.jax_batches_by_size(_laid_out, module):
+        assert next(iterator._get_iterator()) == ("keras layout", (x, y))  # no distribution
+        monkeypatch.setattr(keras.distribution, "distribution", lambda: "mesh")
+        got = list(iterator._get_iterator())
+        stacked = module._distribute_data(x, is_super_batch=True)
+    assert got == [
+        (("laid out", (2, 3), "mesh"), ("laid out", (2, 1), "mesh")),
+        (("laid out", (1, 3), "mesh"), ("laid out", (1, 1), "mesh")),
+    ]
+    assert stacked == ("keras layout", x)
+    assert module._distribute_data is original
+
+
+def test_batches_by_size_fails_loudly_without_its_target(monkeypatch):
+    jax_trainer = _jax_trainer()
+    if patches.jax_batch_form() == patches.FIRST_BATCH:
+        owner, target = jax_trainer.JAXEpochIterator, "_get_distributed_iterator"
+    else:
+        owner, target = jax_trainer, "_distribute_data"
+    monkeypatch.delattr(owner, target)
+    with (
+        pytest.raises(patches.KerasInternalsError, match=rf"{target}.*Keras {VERSION}"),
         distribute.keras_global_batches(),
     ):
         pass
 
 
-@pytest.mark.skipif(patches.batches_by_size_needed(), reason="Keras needs the patch")
-def test_batches_by_size_leaves_keras_alone_where_not_needed():
-    before = dict(vars(_jax_iterator_class()))
+def test_batches_by_size_replaces_its_target_for_the_block_only():
+    jax_trainer = _jax_trainer()
+    if patches.jax_batch_form() == patches.FIRST_BATCH:
+        owner, target = jax_trainer.JAXEpochIterator, "_get_distributed_iterator"
+    else:
+        owner, target = jax_trainer, "_distribute_data"
+    before = getattr(owner, target)
     with distribute.keras_global_batches():
-        assert dict(vars(_jax_iterator_class())) == before
+        assert getattr(owner, target) is not before
+    assert getattr(owner, target) is before
 
 
 # Two CPU devices, data parallel: an epoch of 5 rows in batches of 2 (the last one partial,
-# indivisible by the 2 replicas) trains to the weights of one device, patched or not; the rows
-# on each device are recorded where the patch lays out the batches.
+# indivisible by the 2 replicas) trains to the weights of one device, on either form of Keras's
+# JAX trainer; the rows on each device are recorded where the patch lays out the batches.
 DATA_PARALLEL_SCRIPT = textwrap.dedent(
     """
     import json, sys
@@ -213,7 +314,7 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent(
     placed_two = list(placed)
     one_weights, one_loss = train(distribute.OFF)
     print("RESULT" + json.dumps({
-        "needed": _keras_patches.batches_by_size_needed(), "replicas": two.num_replicas,
+        "form": _keras_patches.jax_batch_form(), "replicas": two.num_replicas,
         "placed": placed_two, "weights": weights, "loss": loss,
         "one_weights": one_weights, "one_loss": one_loss}))
     """
@@ -221,7 +322,7 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="runs once, on the TF pass")
-def test_jax_data_parallel_splits_partial_batches_with_or_without_the_patch():
+def test_jax_data_parallel_splits_partial_batches_on_either_form():
     env = {
         **os.environ,
         "KERAS_BACKEND": "jax",
@@ -241,11 +342,10 @@ def test_jax_data_parallel_splits_partial_batches_with_or_without_the_patch():
     for got, want in zip(result["weights"], result["one_weights"]):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert result["loss"] == pytest.approx(result["one_loss"], rel=1e-5)
-    if result["needed"]:  # every batch (x and y) placed by the patch, each by its size:
-        # a whole batch one row per device, the partial one whole on each device
-        assert {json.dumps(p) for p in result["placed"]} == {"[2, [1, 1]]", "[1, [1, 1]]"}
-    else:
-        assert result["placed"] == []  # Keras lays out the batches itself
+    assert result["form"] == patches.jax_batch_form()
+    # every batch (x and y) placed by the patch, each by its size: a whole batch one row per
+    # device, the partial one whole on each device
+    assert {json.dumps(p) for p in result["placed"]} == {"[2, [1, 1]]", "[1, [1, 1]]"}
 
 
 # ----------------------------------------------------------------------------- 4. run engine
