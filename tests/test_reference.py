@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from applications.reference import main as reference_main
-from applications.reference import metrics, nuts, problems
+from applications.reference import methods, metrics, nuts, problems
 
 # ----------------------------------------------------------------------------- NUTS, exact
 
@@ -112,6 +112,40 @@ def test_weight_space_summaries():
     assert error == pytest.approx(1.0, abs=0.1)
 
 
+# ----------------------------------------------------------------------------- SGHMC plans
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.1])
+@pytest.mark.parametrize(("name", "counterpart"), [("sghmc", "sgld"), ("csghmc", "csgld")])
+def test_sghmc_plans_match_their_sgld_counterpart_in_step_noise_and_budget(
+    name, counterpart, temperature
+):
+    """SGHMC with momentum mu drifts lr / (1 - mu) times the gradient per step and puts a
+    variance sigma^2 lr per step on the weights (docs/guide/sghmc.md); sampling p(theta | D)^(1/T)
+    needs 2 T (lr / (1 - mu)) / N. The rule of `methods`: the same effective step as the SGLD
+    counterpart, hence the same noise per step; and the same gradient budget and sampling."""
+    from applications.optimizers import make_optimizer
+    from keras_langevin import LSGHMC
+
+    budget, n, steps = methods.Budget(), 1000, 10
+    plan = methods.METHODS[name].plan(budget, n, steps, temperature)
+    other = methods.METHODS[counterpart].plan(budget, n, steps, temperature)
+    mu, lr, sigma = plan.settings["momentum"], plan.settings["lr"], plan.settings["sigma"]
+    assert plan.optimizer == "lsghmc" and mu == 0.9
+    step = lr / (1 - mu)
+    assert step == pytest.approx(other.settings["lr"], rel=1e-12)
+    assert sigma**2 * lr == pytest.approx(2 * temperature * step / n, rel=1e-12)
+    assert sigma**2 * lr == pytest.approx(other.settings["sigma"] ** 2 * other.settings["lr"])
+    assert (plan.runs, plan.epochs, plan.batch_size) == (other.runs, other.epochs, other.batch_size)
+    assert plan.runs * plan.epochs == 4 * 400 and plan.sampler == other.sampler
+    assert {k: v for k, v in plan.settings.items() if k not in ("lr", "sigma", "momentum")} == {
+        k: v for k, v in other.settings.items() if k not in ("lr", "sigma")
+    }
+    optimizer = make_optimizer(plan.optimizer, steps, seed=0, epochs=plan.epochs, **plan.settings)
+    assert isinstance(optimizer, LSGHMC) and optimizer.momentum == pytest.approx(mu)
+    assert not optimizer.nesterov
+
+
 # ----------------------------------------------------------------------------- --quick
 
 
@@ -131,6 +165,7 @@ def test_quick_writes_its_outputs(quick_run):
         written = list(csv.DictReader(handle))
     assert [(r["method"], r["temperature"]) for r in written] == [
         ("map", ""), ("ensemble", ""), ("sgld", "1.0"), ("psgld", "1.0"), ("csgld", "1.0"),
+        ("sghmc", "1.0"), ("csghmc", "1.0"),
     ]  # fmt: skip
     budget = reference_main.QUICK_BUDGET
     for row in rows:

@@ -220,7 +220,10 @@ def main(argv=None):
             "sgld": methods.SGLD_LR,
             "psgld": methods.PSGLD_LR,
             "csgld": methods.CSGLD_LR,
+            "sghmc": methods.SGHMC_LR,
+            "csghmc": methods.CSGHMC_LR,
         },
+        "sghmc_momentum": methods.SGHMC_MOMENTUM,
     }
     outputs = summary.write(args.output, rows, context, methods.METHODS)
     print(f"{len(rows)} evaluations in {seconds:.1f} s. Outputs:")

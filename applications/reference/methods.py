@@ -15,10 +15,18 @@ epoch is one pass of minibatch gradients over the N training examples.
     csgld      `chains` chains of cyclical LSGD (cosine lr from `CSGLD_LR`, CyclicalSigma, no
                noise in the first `EXPLORATION_FRACTION` of a cycle), `cycles` cycles per
                chain, samples after the last `samples_per_cycle` epochs of each
+    sghmc      as sgld with LSGHMC (the noise in the momentum buffer), momentum
+               `SGHMC_MOMENTUM`, lr `SGHMC_LR`, sigma = posterior_sigma(N, T, momentum=mu)
+    csghmc     as csgld with LSGHMC, momentum `SGHMC_MOMENTUM`, cosine lr from `CSGHMC_LR`,
+               CyclicalSigma of posterior_sigma(N, T, momentum=mu)
 
-A further method (SGHMC, ...) joins with `register(Method(...))`: a name, a label, whether it
-takes a temperature, and a function `(budget, num_examples, steps_per_epoch, temperature) ->
-RunPlan`. The learning rates were fixed before any comparison with the reference.
+A further method joins with `register(Method(...))`: a name, a label, whether it takes a
+temperature, and a function `(budget, num_examples, steps_per_epoch, temperature) -> RunPlan`.
+The learning rates were fixed before any comparison with the reference. Those of SGHMC and
+cyclical SGHMC follow a rule, not a search: with momentum mu a constant gradient moves the
+weights by lr / (1 - mu) times the gradient per step (docs/guide/sghmc.md), so each takes the
+learning rate of its SGLD counterpart times (1 - mu): the same effective step (and, with
+posterior_sigma(N, T, momentum=mu), the same noise variance per step on the weights).
 """
 
 import dataclasses
@@ -38,6 +46,10 @@ SGLD_LR = 0.05
 CSGLD_LR = 0.1
 PSGLD_LR = 1e-3
 PSGLD_RHO = 0.99
+SGHMC_MOMENTUM = 0.9
+# The rule above, written out (0.05 * (1 - 0.9) = 0.005, 0.1 * (1 - 0.9) = 0.01); a test checks it.
+SGHMC_LR = 0.005
+CSGHMC_LR = 0.01
 EXPLORATION_FRACTION = 0.8
 
 
@@ -120,22 +132,41 @@ def _psgld_plan(budget, n, steps, temperature):
     return RunPlan("lrmsprop", settings, _chain_sampler(budget), budget.chains, *_length(budget))
 
 
-def _csgld_plan(budget, n, steps, temperature):
+def _sghmc_plan(budget, n, steps, temperature):
+    from keras_langevin.sampling import posterior_sigma
+
+    settings = {"lr": SGHMC_LR, "lr_schedule": "constant", "sigma_schedule": "constant"}
+    settings["sigma"] = posterior_sigma(n, temperature, momentum=SGHMC_MOMENTUM)
+    settings["momentum"] = SGHMC_MOMENTUM
+    return RunPlan("lsghmc", settings, _chain_sampler(budget), budget.chains, *_length(budget))
+
+
+def _cyclical_plan(budget, n, steps, temperature, optimizer="lsgd", lr=CSGLD_LR, momentum=0.0):
     from keras_langevin.sampling import CyclicalSigma, posterior_sigma
 
-    sigma = posterior_sigma(n, temperature)
+    sigma = posterior_sigma(n, temperature, momentum=momentum)
     cycle_epochs = budget.epochs // budget.cycles
     settings = {
-        "lr": CSGLD_LR,
+        "lr": lr,
         "lr_schedule": "cyclical-cosine",
         "sigma": sigma,
         "sigma_schedule": "cyclical",
         "decay_epochs": cycle_epochs,
         "exploration_fraction": EXPLORATION_FRACTION,
     }
+    if momentum:
+        settings["momentum"] = momentum
     schedule = CyclicalSigma(sigma, cycle_epochs * steps, EXPLORATION_FRACTION)
     epochs = schedule.sampling_epochs(steps, budget.epochs, budget.samples_per_cycle)
-    return RunPlan("lsgd", settings, {"epochs": epochs}, budget.chains, *_length(budget))
+    return RunPlan(optimizer, settings, {"epochs": epochs}, budget.chains, *_length(budget))
+
+
+def _csgld_plan(budget, n, steps, temperature):
+    return _cyclical_plan(budget, n, steps, temperature)
+
+
+def _csghmc_plan(budget, n, steps, temperature):
+    return _cyclical_plan(budget, n, steps, temperature, "lsghmc", CSGHMC_LR, SGHMC_MOMENTUM)
 
 
 METHODS = {}
@@ -154,6 +185,8 @@ for _method in (
     Method("sgld", "SGLD (LSGD)", True, _sgld_plan),
     Method("psgld", "pSGLD (LRMSprop)", True, _psgld_plan),
     Method("csgld", "cyclical SGLD (LSGD)", True, _csgld_plan),
+    Method("sghmc", "SGHMC (LSGHMC)", True, _sghmc_plan),
+    Method("csghmc", "cyclical SGHMC (LSGHMC)", True, _csghmc_plan),
 ):
     register(_method)
 

@@ -88,15 +88,19 @@ def comparison_table(problem, rows, reference, labels):
 def text(rows, context, labels):
     budget = context["budget"]
     e, k = budget["epochs"], budget["chains"]
+    mu = context.get("sghmc_momentum")
+    momentum = f" (SGHMC and cyclical SGHMC: momentum {mu:g})" if mu is not None else ""
     setup = (
         f"Digits 8x8 (scikit-learn), N = {context['train_size']} training examples, the rest "
         f"for testing (fixed split). Prior N(0, {context['prior_std']:g}²) on every weight. "
         f"Budget, in epochs of minibatch gradients (batch {budget['batch_size']}): MAP {e} "
-        f"(one model); deep ensemble {k} members x {e}; SGLD, pSGLD, cyclical SGLD {k} chains "
-        f"x {e} (SGLD and pSGLD: burn-in {e // 2}, then {budget['samples_per_chain']} samples "
-        f"per chain; cyclical SGLD: {budget['cycles']} cycles per chain, "
-        f"{budget['samples_per_cycle']} sample(s) at the end of each). Learning rates: "
+        f"(one model); deep ensemble {k} members x {e}; SGLD, pSGLD, SGHMC and their cyclical "
+        f"forms {k} chains x {e} (SGLD, pSGLD, SGHMC: burn-in {e // 2}, then "
+        f"{budget['samples_per_chain']} samples per chain; cyclical SGLD and SGHMC: "
+        f"{budget['cycles']} cycles per chain, {budget['samples_per_cycle']} sample(s) at the "
+        "end of each). Learning rates: "
         + ", ".join(f"{m} {lr:g}" for m, lr in context["learning_rates"].items())
+        + momentum
         + ". Mean ± standard deviation over seeds where there are several."
     )
     machine = context["machine"]
