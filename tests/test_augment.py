@@ -94,6 +94,7 @@ def test_keras_layers_when_keras_cv_imports_but_fails(monkeypatch):
     def broken(keras_cv):
         raise AttributeError("convert_to_numpy")
 
+    monkeypatch.setattr(augment, "_keras_cv", lambda: "keras_cv stand-in")  # imports
     monkeypatch.setattr(augment, "_probe", broken)
     chosen = augment.choice()
     assert chosen.name == "keras" and "AttributeError: convert_to_numpy" in chosen.reason
