@@ -73,11 +73,6 @@ __all__ = [
 # ----------------------------------------------------------------------------- data placement
 
 
-def pass_through(dataset):
-    """`dataset` as it is (`--distribute off`: one device reads every batch whole)."""
-    return dataset
-
-
 def shard_by_data(dataset):
     """`dataset` split by elements among the workers of a `tf.distribute` strategy (`mirrored`,
     `multi-worker`).
@@ -93,28 +88,6 @@ def shard_by_data(dataset):
     return dataset.with_options(options)
 
 
-def whole_in_every_process(dataset):
-    """`dataset` as it is, read whole by every process of a Keras distribution (JAX:
-    `data-parallel`, `model-parallel`).
-
-    Each process keeps the part of each global batch that its devices hold when `fit` lays the
-    batch out (`global_batch`, under `Distribution.fitting`); Keras's own split among processes
-    (rebatch, then every n-th part) is off (`Distribution` sets `auto_shard_dataset = False`),
-    as it would put the processes on different batches after an epoch's last, partial batch.
-    """
-    return dataset
-
-
-#: How each mode places a dataset of global batches (`Distribution.place`).
-PLACEMENTS = {
-    "off": pass_through,
-    "mirrored": shard_by_data,
-    "multi-worker": shard_by_data,
-    "data-parallel": whole_in_every_process,
-    "model-parallel": whole_in_every_process,
-}
-
-
 # ----------------------------------------------------------------------------- the distribution
 
 
@@ -125,22 +98,14 @@ class Distribution:
     global batches the placement of this mode, `fitting` is the context of `fit`; `is_chief`
     tells whether this process writes the run's log, summary, model and export; `task` names
     the process (its own backup directory); `agree` gathers one integer from every process.
-    A `keras_distribution` is told not to split datasets itself (`whole_in_every_process`).
+    A `keras_distribution` is told not to split datasets itself (see `place`).
     """
 
     def __init__(self, mode="off", strategy=None, keras_distribution=None, task=None,
                  is_chief=True, num_processes=1, devices=()):  # fmt: skip
-        if mode not in PLACEMENTS:
+        if mode not in MODES:
             raise DistributionError(f"unknown distribution mode {mode!r}; expected one of {MODES}")
-        if (strategy is not None, keras_distribution is not None) != (
-            mode in TENSORFLOW_MODES,
-            mode in JAX_MODES,
-        ):
-            raise DistributionError(
-                f"distribution mode {mode!r} takes a tf.distribute strategy for "
-                f"{TENSORFLOW_MODES}, a Keras distribution for {JAX_MODES}, neither for 'off'"
-            )
-        if keras_distribution is not None:
+        if keras_distribution is not None:  # the data's placement is ours (`place`)
             keras_distribution.auto_shard_dataset = False
         self.mode = mode
         self.strategy = strategy
@@ -186,8 +151,21 @@ class Distribution:
 
     def place(self, dataset):
         """`dataset` (a `tf.data.Dataset` of global batches, the same in every process) placed
-        as this mode's `fit` reads it (`PLACEMENTS`)."""
-        return PLACEMENTS[self.mode](dataset)
+        as this distribution's `fit` reads it.
+
+        * a `tf.distribute` strategy (`mirrored`, `multi-worker`): `shard_by_data`, each
+          worker keeps its part of every global batch, split by elements;
+        * a Keras distribution (JAX: `data-parallel`, `model-parallel`): `dataset` as it is,
+          read whole by every process, which keeps the part of each batch that its devices
+          hold as `fit` lays the batch out (`global_batch`, under `fitting`). Keras's own split
+          among processes (rebatch, then every n-th part), which would put the processes on
+          different batches after an epoch's last, partial batch, is off (`auto_shard_dataset`
+          is set to False when this object is made);
+        * one device (`off`): `dataset` as it is.
+        """
+        if self.strategy is not None:
+            return shard_by_data(dataset)
+        return dataset
 
     def check_batch_size(self, batch_size):
         """Raises `DistributionError` unless the global `batch_size` splits evenly among the
