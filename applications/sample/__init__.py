@@ -27,9 +27,9 @@ the results:
     psgld          pSGLD (Li et al. 2016): LRMSprop with rho 0.99, lr 1e-3 (constant), the
                    posterior sigma; burn-in epochs / 2, then 10 samples evenly spaced
 
-The Langevin methods (clsgd, csghmc, psgld) spend `--epochs` epochs in one chain. Before the fixed
-protocol (results in docs/sampling/ from before 2026-12-04) the ensemble's members trained
-epochs / M epochs each.
+The Langevin methods (clsgd, csghmc, psgld) spend `--epochs` epochs in one chain. Before the
+fixed protocol (2026-12-04; that table is in docs/results/earlier_runs.md) the ensemble's
+members trained epochs / M epochs each.
 
 The posterior: the loss is the mean cross-entropy over the N training examples plus an L2
 regulariser on every Dense kernel (the mlp's `l2` model option), `lam = 1 / (2 N s^2)` with
