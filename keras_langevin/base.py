@@ -1,4 +1,4 @@
-"""What every Langevin optimizer shares.
+"""What every Langevin optimizer shares: its API, its state and its serialization.
 
 `LangevinMixin` goes before a Keras optimizer in the bases of a class. The Keras optimizer does
 the drift; the mixin then adds, to each selected variable,
@@ -9,199 +9,26 @@ where `P_t` is the optimizer's own diagonal preconditioner, given by one hook pe
 Which variables are selected is decided once, at `build`; the update of an unselected variable
 is exactly the Keras update and draws no random numbers. A constant `sigma` of 0 adds nothing
 at all, so the optimizer is then Keras's own.
+
+This module holds the constructor (its arguments are documented and checked in
+`_arguments`), the state (the model, the selection at `build`, sigma as a variable or a
+schedule, the seed variable and `reseed`) and `get_config`/`from_config`. How a step adds the
+noise, on each backend, is in `_updates` (the routes) and `_xla_updates` (TensorFlow's
+compiled per-shape update).
 """
 
 from __future__ import annotations
 
-import inspect
-import math
-from numbers import Integral, Real
-
 import keras
-import numpy as np
 from keras import ops
 
-from keras_langevin import _compat, selection
+from keras_langevin import _arguments, _compat, _updates, _xla_updates, selection
 from keras_langevin import noise as noise_lib
+from keras_langevin._arguments import fill_docstring, langevin_args_doc
+
+__all__ = ["LangevinMixin", "Sigma", "fill_docstring", "langevin_args_doc", "langevin_optimizer"]
 
 Sigma = float | keras.optimizers.schedules.LearningRateSchedule
-
-_SEED_LIMIT = 2**32  # the noise keys are 32-bit words, as Keras's own seeds
-_SEED_DRAW_RANGE = 2**31  # seed=None draws from this range
-# Steps at which a sigma schedule is checked at construction (0..10, then 1-2-5 up to 10^9).
-_PROBE_STEPS = list(range(11)) + [m * 10**k for k in range(1, 10) for m in (1, 2, 5)][1:]
-
-langevin_args_doc = """sigma: Float >= 0 or a `keras.optimizers.schedules.LearningRateSchedule`
-            (a function of the step, e.g. `keras_langevin.schedules.LogAnnealing`, or Keras's
-            `PiecewiseConstantDecay` to switch the noise off at some step). The noise level.
-            Defaults to `0.0`, which is exactly the Keras optimizer. A float sigma is an
-            optimizer variable, settable like `learning_rate` (`optimizer.sigma = 1e-3`
-            takes effect at the next step, without retracing), except when it is 0 at
-            construction: that optimizer is Keras's own and its sigma stays 0 (setting
-            another value raises; construct with the value you start from, and set 0 to
-            pause the noise: a paused optimizer saves and reloads resumable). Through the
-            `LossScaleOptimizer` of mixed precision, `optimizer.sigma` reaches this one.
-        langevin_layers: Which variables get noise ("Layer Langevin"). `None` (default): all.
-            A float `f` in (0, 1]: the variables of the first `ceil(f * L)` (at least one) of
-            the `L` layers that own trainable variables, in forward order (nearest the input
-            first; subclassed models are traced to find it). A layer name, a list of layer
-            names or glob patterns. A callable `predicate(variable) -> bool`.
-        seed: Int in [0, 2**32) or `None`. Seeds the noise. `None` draws a seed from Python's
-            `random` module when the optimizer is built (so `keras.utils.set_random_seed`
-            makes it reproducible); the seed is an optimizer variable, saved with the
-            optimizer and identical on every replica.
-        noise: `"gaussian"` (default) or `"rademacher"` (+-1 with probability 1/2: the
-            simplified weak Euler scheme, same first three moments, weak order 1, cheaper).
-        jit_compile: Bool, TensorFlow only. Compiles the update of each noisy variable (the
-            Keras update, the noise and its generator) into one XLA computation, even when
-            the model's train step is not compiled (on CPU, Keras turns XLA off for the
-            model); variables of one shape share one compilation, so the start-up does not
-            grow with depth. Also per replica under a `tf.distribute` strategy. Defaults to
-            `True`. Variables without noise (all of them when `sigma=0`) are always updated
-            by Keras's own path, bit for bit.
-        **kwargs: any other base optimizer argument of Keras, by keyword.
-
-    The arguments of the Keras optimizer keep their position (a drop-in replacement); the
-    Langevin arguments are keyword-only."""
-
-
-def fill_docstring(cls):
-    """Puts the shared Langevin arguments into `cls.__doc__` (None under `python -OO`)."""
-    if cls.__doc__:
-        cls.__doc__ = cls.__doc__.replace("{{langevin_args}}", langevin_args_doc)
-    return cls
-
-
-def _float_limit():
-    return float(np.finfo(keras.backend.floatx()).max)
-
-
-def _scalar(value):
-    """A scalar tensor or array as a Python float; anything else unchanged."""
-    if isinstance(value, (bool, Real, str)) or value is None:
-        return value
-    try:
-        shape = tuple(getattr(value, "shape", (None,)))
-    except TypeError:
-        return value
-    if shape == () and (ops.is_tensor(value) or isinstance(value, np.ndarray)):
-        array = ops.convert_to_numpy(value)
-        if np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer):
-            return float(array)
-    return value
-
-
-def _validate_sigma_value(sigma, arg="sigma"):
-    sigma = _scalar(sigma)
-    if isinstance(sigma, bool) or not isinstance(sigma, Real):
-        raise TypeError(
-            f"Argument `{arg}` must be a float >= 0 or a "
-            f"keras.optimizers.schedules.LearningRateSchedule. Received: {arg}={sigma!r}"
-        )
-    value = float(sigma)
-    if not math.isfinite(value) or value < 0 or value > _float_limit():
-        raise ValueError(
-            f"Argument `{arg}` must be >= 0 and finite in {keras.backend.floatx()} "
-            f"(at most {_float_limit():.4g}). Received: {arg}={sigma!r}"
-        )
-    return value
-
-
-def _tensor_step(step):
-    """`step` as the backend's default integer tensor, or None where it does not fit (JAX
-    without 64-bit integers)."""
-    dtype = keras.backend.standardize_dtype(ops.convert_to_tensor(0).dtype)
-    return ops.convert_to_tensor(step, dtype=dtype) if step <= np.iinfo(dtype).max else None
-
-
-def _schedule_value(schedule, step):
-    """The schedule's value at `step` (None where it cannot be asked): called with a Python
-    int, and where that raises, with an integer tensor (some schedules need one)."""
-    try:
-        return float(ops.convert_to_numpy(schedule(step)))
-    except Exception as raised:  # noqa: BLE001 - retried with a tensor step
-        error = raised
-    tensor = _tensor_step(step)
-    if tensor is None:
-        return None
-    try:
-        return float(ops.convert_to_numpy(schedule(tensor)))
-    except Exception as raised:  # noqa: BLE001 - reported below, with the schedule
-        error = raised
-    raise ValueError(
-        "Argument `sigma` as a schedule must be callable on the step (an int or an integer "
-        f"tensor) and give a number; at step {step} it raised {type(error).__name__}: "
-        f"{str(error)[:200]}. Received: sigma={schedule!r}"
-    ) from error
-
-
-def _probe_schedule(schedule):
-    """Checks a sigma schedule at a grid of steps: every value finite and >= 0."""
-    for step in _PROBE_STEPS:
-        value = _schedule_value(schedule, step)
-        if value is not None and (not math.isfinite(value) or value < 0):
-            raise ValueError(
-                "Argument `sigma` as a schedule must give values >= 0 and finite at every "
-                f"step; it gives {value!r} at step {step}. Received: sigma={schedule!r}"
-            )
-
-
-def _validate_sigma(sigma):
-    if isinstance(sigma, keras.optimizers.schedules.LearningRateSchedule):
-        _probe_schedule(sigma)
-        return sigma
-    return _validate_sigma_value(sigma)
-
-
-def _validate_seed(seed):
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise TypeError(f"Argument `seed` must be an int or None. Received: seed={seed!r}")
-    if not 0 <= seed < _SEED_LIMIT:
-        raise ValueError(
-            f"Argument `seed` must be in [0, 2**32), as Keras's seeds. Received: seed={seed!r}"
-        )
-    return int(seed)
-
-
-def _validate_jit_compile(jit_compile):
-    if not isinstance(jit_compile, (bool, np.bool_)):
-        raise TypeError(
-            f"Argument `jit_compile` must be True or False. Received: jit_compile={jit_compile!r}"
-        )
-    return bool(jit_compile)
-
-
-def _seed_as_int32(seed):
-    """The seed as the int32 with its bits (the noise casts it back to uint32)."""
-    return seed - _SEED_LIMIT if seed >= 2**31 else seed
-
-
-def _same_on_every_process(seed):
-    """Process 0's `seed` on every process of a multi-process JAX job, else `seed`.
-
-    Each process draws `seed=None` from its own Python `random`; the seed variable must hold
-    one value everywhere (JAX refuses a replicated array whose processes disagree).
-    TensorFlow's multi-worker strategy broadcasts initial values itself. A collective: every
-    process builds its optimizer, as it does under `keras.distribution`.
-    """
-    if keras.backend.backend() != "jax":
-        return seed
-    import jax
-
-    if jax.process_count() == 1:
-        return seed
-    from jax.experimental import multihost_utils
-
-    return int(multihost_utils.broadcast_one_to_all(np.int32(seed)))
-
-
-def _default_name(cls):
-    """`ladam`, then `ladam_1`, `ladam_2`, ...: Keras's de-duplication of optimizer names."""
-    prefix = cls.__name__.lower()
-    uid = keras.backend.get_uid(prefix)
-    return prefix if uid == 1 else f"{prefix}_{uid - 1}"
 
 
 def langevin_optimizer(optimizer: keras.optimizers.Optimizer) -> LangevinMixin:
@@ -232,21 +59,6 @@ def langevin_optimizer(optimizer: keras.optimizers.Optimizer) -> LangevinMixin:
     return inner
 
 
-def _serialize_predicate(predicate):
-    """The config of a `langevin_layers` predicate; refused unless Keras can load it back."""
-    target = predicate if inspect.isfunction(predicate) else type(predicate)
-    name = keras.saving.get_registered_name(target)
-    if keras.saving.get_registered_object(name) is not target:
-        raise ValueError(
-            "Argument `langevin_layers` is a function that Keras cannot load back, so the "
-            "optimizer cannot be saved. Register it: decorate its definition (a named, "
-            "module-level function, or a class with `get_config`) with "
-            "`@keras.saving.register_keras_serializable(package=...)`, or select the layers "
-            f"by name. Received: langevin_layers={predicate!r}"
-        )
-    return keras.saving.serialize_keras_object(predicate)
-
-
 def _no_noise_message(cls, sigma):
     keras_class = next(
         c
@@ -260,13 +72,6 @@ def _no_noise_message(cls, sigma):
         f"{cls.__name__}(sigma=1e-3), or use keras.optimizers.{keras_class.__name__}. "
         f"Received: sigma={sigma!r}"
     )
-
-
-class _FunctionCache:
-    """Holds compiled update functions outside Keras's and TensorFlow's variable tracking."""
-
-    def __init__(self):
-        self.functions = {}
 
 
 class _ModelReference:
@@ -285,14 +90,16 @@ class _ModelReference:
         return self.model
 
 
-class LangevinMixin:
+class LangevinMixin(_updates.LangevinUpdates):
     """Adds preconditioned Langevin noise to the update of a Keras optimizer.
 
     Subclasses list the mixin before the Keras optimizer, declare in `langevin_slots` the
     names of the Keras optimizer's per-variable slot lists (what its `build` creates), and may
-    override two hooks: `_langevin_pre_update` (values the preconditioner needs from before the
-    Keras update) and `_langevin_preconditioner` (the tensor `P_t` after the update, or None
-    when `P_t = 1`).
+    override three hooks, each given the variable's `index` in the optimizer's list:
+    `_langevin_pre_update(variable, index)` (values the preconditioner needs from before the
+    Keras update), `_langevin_preconditioner(variable, index, pre_update)` (the tensor `P_t`
+    after the update, or None when `P_t = 1`) and `_langevin_add_noise(variable, index,
+    increment)` (adds the noise term to the variable; LSGHMC also puts it in the momentum).
     """
 
     langevin_slots: tuple[str, ...] = ()
@@ -312,21 +119,21 @@ class LangevinMixin:
         # A config saved while the noise was paused (sigma set to 0): noise traced, sigma 0.
         paused = bool(kwargs.pop("sigma_paused", False))
         # Validate before Keras creates any variable: bad input fails at construction.
-        sigma = _validate_sigma(sigma)
+        sigma = _arguments.validate_sigma(sigma)
         if paused and sigma != 0.0:
             raise ValueError(
                 "`sigma_paused=True` (saved by `get_config` while the noise was paused) goes "
                 f"with sigma=0. Received: sigma={sigma!r}"
             )
         langevin_layers = selection.validate_selection(langevin_layers)
-        seed = _validate_seed(seed)
+        seed = _arguments.validate_seed(seed)
         noise = noise_lib.validate_noise(noise)
-        jit_compile = _validate_jit_compile(jit_compile)
+        jit_compile = _arguments.validate_jit_compile(jit_compile)
         if self.langevin_requires_noise and sigma == 0.0 and not paused:
             raise ValueError(_no_noise_message(type(self), sigma))
         _compat.check_optimizer(self)
         if kwargs.get("name") is None:
-            kwargs["name"] = _default_name(type(self))
+            kwargs["name"] = _arguments.default_name(type(self))
         super().__init__(**kwargs)
         self._sigma = sigma
         # sigma = 0 at construction is the Keras optimizer: no noise is ever traced.
@@ -345,10 +152,8 @@ class LangevinMixin:
         self.noise = noise
         self.jit_compile = jit_compile
         self._langevin_indices = frozenset()
-        self._compiled_updates = _FunctionCache()
+        self._compiled_updates = _xla_updates.FunctionCache()
         self._model = _ModelReference()
-        self._drawn_noise = {}  # index -> this step's noise, while an update is traced
-        self._noise_index = None  # the noise's variable index as an input, while traced
 
     # ----------------------------------------------------------------------------- state
 
@@ -431,14 +236,10 @@ class LangevinMixin:
             # Before Keras creates anything: a failed build leaves the optimizer unbuilt.
             raise ValueError(selection.NO_MODEL_MESSAGE.format(value=self.langevin_layers))
         super().build(variables)
-        seed = self.seed
-        if seed is None:
-            import random
-
-            seed = _same_on_every_process(random.randrange(_SEED_DRAW_RANGE))
+        seed = _arguments.drawn_seed() if self.seed is None else self.seed
         self._langevin_seed = self.add_variable(
             shape=(),
-            initializer=keras.initializers.Constant(_seed_as_int32(seed)),
+            initializer=keras.initializers.Constant(_arguments.seed_as_int32(seed)),
             dtype="int32",
             name="langevin_seed",
         )
@@ -462,10 +263,10 @@ class LangevinMixin:
             raise TypeError(
                 f"Argument `seed` must be an int in [0, 2**32). Received: seed={seed!r}"
             )
-        seed = _validate_seed(seed)
+        seed = _arguments.validate_seed(seed)
         self.seed = seed
         if self.built:
-            self._langevin_seed.assign(_seed_as_int32(seed))
+            self._langevin_seed.assign(_arguments.seed_as_int32(seed))
 
     @property
     def langevin_variables(self) -> list:
@@ -501,7 +302,7 @@ class LangevinMixin:
                 "tensor) here. "
                 f"Received: sigma={value!r}"
             )
-        value = _validate_sigma_value(value)
+        value = _arguments.validate_sigma_value(value)
         if self._noise_off and value != 0.0:
             raise ValueError(
                 "This optimizer was constructed with sigma=0, which is exactly the Keras "
@@ -516,194 +317,6 @@ class LangevinMixin:
             return self._sigma(self.iterations)
         return self._sigma_variable
 
-    # ------------------------------------------------------------------------ hot path
-
-    def _adds_noise(self, index):
-        # Decided at trace time: static zero sigma or an unselected variable draw nothing.
-        return not self._noise_off and index in self._langevin_indices
-
-    def _langevin_pre_update(self, variable, index):
-        """Values needed by the preconditioner that the Keras update overwrites."""
-        return
-
-    def _langevin_preconditioner(self, variable, index, pre_update):
-        """`P_t` after the Keras update (a tensor like `variable`), or None for `P_t = 1`."""
-        return
-
-    def update_step(self, gradient, variable, learning_rate):
-        index = _compat.variable_index(self, variable)
-        if not self._adds_noise(index):
-            return super().update_step(gradient, variable, learning_rate)
-        if self._compiles_replica_update(gradient, variable):
-            return self._compiled_replica_update(gradient, variable, index, learning_rate)
-        pre_update = self._langevin_pre_update(variable, index)
-        super().update_step(gradient, variable, learning_rate)
-        preconditioner = self._langevin_preconditioner(variable, index, pre_update)
-        self._add_noise(variable, index, learning_rate, preconditioner)
-
-    def _add_noise(self, variable, index, learning_rate, preconditioner):
-        dtype = variable.dtype
-        scale = ops.multiply(
-            ops.cast(self._current_sigma(), dtype), ops.sqrt(ops.cast(learning_rate, dtype))
-        )
-        if preconditioner is not None:
-            scale = ops.multiply(scale, ops.sqrt(preconditioner))
-        xi = self._drawn_noise.get(index)
-        if xi is None:
-            key_index = index if self._noise_index is None else self._noise_index
-            key = noise_lib.step_key(self._langevin_seed, self.iterations, key_index)
-            xi = noise_lib.sample(self.noise, variable.shape, key, dtype)
-        self.assign_add(variable, ops.multiply(scale, xi))
-
-    def _noise_groups(self, indices):
-        """The indices grouped by their variable's shape and dtype, in first-seen order."""
-        groups = {}
-        for index in indices:
-            variable = _compat.trainable_variables(self)[index]
-            key = (tuple(int(d) for d in variable.shape), variable.dtype)
-            groups.setdefault(key, []).append(index)
-        return groups
-
-    def _draw_grouped_noise(self, indices):
-        """This step's noise of the given variables: one stacked draw per shape and dtype.
-
-        The same numbers as one draw per variable, bit for bit, but XLA compiles the generator
-        once per distinct shape instead of once per variable (the start-up of deep models).
-        Returns a list of `(indices, stacked noise)` pairs.
-        """
-        return [
-            (
-                group,
-                noise_lib.sample_many(
-                    self.noise, shape, self._langevin_seed, self.iterations, group, dtype
-                ),
-            )
-            for (shape, dtype), group in self._noise_groups(indices).items()
-        ]
-
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        indices = [_compat.variable_index(self, v) for v in trainable_variables]
-        noisy = [k for k, i in enumerate(indices) if self._adds_noise(i)]
-        if not noisy:
-            return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        if self._compiles_update(grads):
-            return self._compiled_update_step(grads, trainable_variables, learning_rate, noisy)
-        if keras.backend.backend() == "jax":
-            # Inside the jitted train step: draw the noise per shape, not per variable.
-            drawn = self._draw_grouped_noise([indices[k] for k in noisy])
-            self._drawn_noise = {
-                index: stacked[j] for group, stacked in drawn for j, index in enumerate(group)
-            }
-        try:
-            return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        finally:
-            self._drawn_noise = {}
-
-    def _compiled_update_step(self, grads, trainable_variables, learning_rate, noisy):
-        """TensorFlow: each noisy variable's whole update (the Keras drift, the noise and its
-        generator) as one XLA computation, compiled once per distinct shape and dtype.
-
-        The computation takes the variable, its optimizer slots, the gradient and the
-        variable's index as inputs, so every variable of one shape runs the same compiled
-        code: compilation grows with the number of distinct shapes, not with depth. The
-        other variables go through Keras's own path, so their update is Keras's bit for bit.
-        Inside an XLA-compiled train step the computations are inlined into it.
-        """
-        noisy_set = set(noisy)
-        plain = [k for k in range(len(trainable_variables)) if k not in noisy_set]
-        # Always, even with no plain variable: Keras's step also does the optimizer's own
-        # once-per-step bookkeeping there (Nadam advances its momentum schedule's product).
-        super()._backend_update_step(
-            [grads[k] for k in plain], [trainable_variables[k] for k in plain], learning_rate
-        )
-        update = self._update_function()
-        # The learning rate as a tensor (its value), not the variable.
-        learning_rate = ops.copy(learning_rate)
-        for k in noisy:
-            index = _compat.variable_index(self, trainable_variables[k])
-            update(
-                grads[k],
-                _compat.trainable_variables(self)[index].value,
-                self._slots(index),
-                learning_rate,
-                ops.convert_to_tensor(index, dtype="int32"),
-            )
-
-    def _update_function(self):
-        update = self._compiled_updates.functions.get("update")
-        if update is None:
-            import tensorflow as tf
-
-            update = tf.function(self._update_one, jit_compile=True, autograph=False)
-            self._compiled_updates.functions["update"] = update
-        return update
-
-    def _compiles_replica_update(self, gradient, variable):
-        """Under a `tf.distribute` strategy Keras updates each replica's copy of a variable
-        (`variable` is then that copy, not the distributed variable): that update is compiled
-        too, once per shape and device."""
-        if self._noise_index is not None or not self._compiles([gradient]):
-            return False
-        import tensorflow as tf
-
-        return (
-            tf.distribute.has_strategy()
-            and isinstance(variable, tf.Variable)
-            and not isinstance(variable, tf.distribute.DistributedValues)
-        )
-
-    def _compiled_replica_update(self, gradient, variable, index, learning_rate):
-        slots = tuple(_compat.local_copy(slot) for slot in self._slots(index))
-        self._update_function()(
-            gradient,
-            variable,
-            slots,
-            ops.copy(learning_rate),
-            ops.convert_to_tensor(index, dtype="int32"),
-            device=variable.device,
-        )
-
-    def _slots(self, index):
-        """The optimizer variables that belong to the variable at `index` (its momentums,
-        velocities, ...), from the slot lists the class declares in `langevin_slots`."""
-        return tuple(
-            slots[index].value
-            for slots in (_compat.slot_list(self, name) for name in self.langevin_slots)
-            if slots
-        )
-
-    def _update_one(self, gradient, variable, slots, learning_rate, index, device=None):
-        # Traced once per shape (and device, under a strategy), with the first variable of
-        # that shape: TensorFlow feeds each later variable and its `slots` where the traced
-        # ones were read and written, and the noise takes its key from the `index` input,
-        # not from the traced variable.
-        del slots, device  # inputs only: the update reaches the slots through its lists
-        traced_index = _compat.variable_index(self, variable)
-        self._noise_index = index
-        try:
-            self.update_step(
-                gradient, _compat.trainable_variables(self)[traced_index], learning_rate
-            )
-        finally:
-            self._noise_index = None
-
-    def _compiles_update(self, grads):
-        """The whole step's noisy variables go through `_compiled_update_step` (no strategy:
-        under one, Keras updates each replica, see `_compiles_replica_update`)."""
-        if not self._compiles(grads):
-            return False
-        import tensorflow as tf
-
-        return not tf.distribute.has_strategy()
-
-    def _compiles(self, grads):
-        """`jit_compile` on TensorFlow, with dense gradients."""
-        if not self.jit_compile or keras.backend.backend() != "tensorflow":
-            return False
-        import tensorflow as tf
-
-        return not any(isinstance(g, tf.IndexedSlices) for g in grads)
-
     # ---------------------------------------------------------------------- serialization
 
     def get_config(self):
@@ -714,7 +327,7 @@ class LangevinMixin:
             sigma = float(ops.convert_to_numpy(self._sigma_variable))
         layers = self.langevin_layers
         if callable(layers):
-            layers = _serialize_predicate(layers)
+            layers = _arguments.serialize_predicate(layers)
         elif isinstance(layers, tuple):
             layers = list(layers)
         config.update(

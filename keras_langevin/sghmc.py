@@ -128,23 +128,17 @@ class LSGHMC(LangevinMixin, keras.optimizers.SGD):
             jit_compile=jit_compile,
             **kwargs,
         )
-        self._drift_ends = {}  # index -> the variable after the drift, while an update runs
 
     def _langevin_preconditioner(self, variable, index, pre_update):
-        # Called after Keras's update, before the noise: keep the variable's value so that
-        # `update_step` can read back the noise it receives.
-        self._drift_ends[index] = ops.copy(variable)
         mu = ops.cast(self.momentum, variable.dtype)
         reach = (1 - mu) * (1 + mu) if self.nesterov else 1 - mu
         return ops.square(reach)
 
-    def update_step(self, gradient, variable, learning_rate):
-        index = _compat.variable_index(self, variable)
-        self._drift_ends.pop(index, None)  # nothing left from an update that failed
-        super().update_step(gradient, variable, learning_rate)
-        drift_end = self._drift_ends.pop(index, None)
-        if drift_end is None:  # no noise here, or it was added inside a compiled update
-            return
+    def _langevin_add_noise(self, variable, index, increment):
+        # The variable's momentum receives the noise the variable received, read back as the
+        # difference it made to the variable (so up to the variable's rounding).
+        drift_end = ops.copy(variable)
+        self.assign_add(variable, increment)
         added = ops.subtract(ops.copy(variable), drift_end)
         if self.nesterov:
             added = ops.divide(added, ops.cast(1 + self.momentum, variable.dtype))
