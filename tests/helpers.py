@@ -1,4 +1,5 @@
-"""Shared test helpers: small problems with externally given gradients."""
+"""Shared test helpers: small problems with externally given gradients, and small models
+and data trained with `fit`."""
 
 import keras
 import numpy as np
@@ -50,3 +51,65 @@ def run(optimizer, grads_per_step, seed=0, shapes=SHAPES, curvature=None):
         optimizer.apply([ops.convert_to_tensor(g) for g in grads], variables)
         trajectory.append(values(variables))
     return trajectory, variables
+
+
+# ------------------------------------------------------------- small models trained with fit
+
+
+def classification_data(n=64, features=8, classes=3, seed=0):
+    """Standard normal features with uniformly random labels: something to fit, not to learn."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, features)).astype("float32"), rng.integers(0, classes, n)
+
+
+def probe_model(features=8, classes=3):
+    """A classifier whose 'probe' layer gets a zero gradient: its increments are the noise alone."""
+    inputs = keras.Input((features,))
+    probe = keras.layers.Dense(4, name="probe")(inputs)
+    zeroed = keras.layers.Lambda(lambda t: t * 0.0, name="zero")(probe)
+    hidden = keras.layers.Dense(6, activation="relu", name="hidden")(inputs)
+    merged = keras.layers.Concatenate()([hidden, zeroed])
+    outputs = keras.layers.Dense(classes, activation="softmax", name="out")(merged)
+    return keras.Model(inputs, outputs)
+
+
+class ProbeRecorder(keras.callbacks.Callback):
+    """The 'probe' layer's kernel at the start of training and after every batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.values = []
+
+    def _record(self):
+        kernel = self.model.get_layer("probe").kernel
+        self.values.append(np.array(ops.convert_to_numpy(kernel), copy=True))
+
+    def on_train_begin(self, logs=None):
+        self._record()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._record()
+
+    def increments(self):
+        """The kernel's change at each step, stacked: shape (steps, *kernel.shape)."""
+        return np.diff(np.stack(self.values), axis=0)
+
+
+def dense_classifier(
+    optimizer, hidden=(16,), features=8, classes=3, batch_norm=False, **compile_kwargs
+):
+    """A compiled ReLU MLP built from random seed 0, so equal calls give equal initial weights.
+
+    `hidden` lists the widths of the hidden Dense layers (named d1, d2, ...); `batch_norm` puts a
+    BatchNormalization (named bn) after the first. The loss is sparse categorical cross-entropy.
+    """
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((features,))]
+    for i, width in enumerate(hidden):
+        layers.append(keras.layers.Dense(width, activation="relu", name=f"d{i + 1}"))
+        if batch_norm and i == 0:
+            layers.append(keras.layers.BatchNormalization(name="bn"))
+    layers.append(keras.layers.Dense(classes, activation="softmax", name="out"))
+    model = keras.Sequential(layers)
+    model.compile(optimizer, "sparse_categorical_crossentropy", **compile_kwargs)
+    return model

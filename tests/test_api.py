@@ -1,4 +1,5 @@
-"""Property 9 (bad input fails early) and configuration round trips."""
+"""Bad input fails at construction, naming the argument and the value; Keras's arguments and
+defaults are kept; every configuration round-trips through get_config and serialize."""
 
 import math
 
@@ -128,7 +129,7 @@ def test_layer_names_default_to_the_paper_fraction():
     assert kl.LayerLAdam(sigma=1e-3, langevin_layers=0.5).langevin_layers == 0.5
 
 
-def test_log_annealing():
+def test_log_annealing_follows_its_formula_and_round_trips():
     schedule = kl.schedules.LogAnnealing(0.5, decay=0.01)
     steps = np.array([0, 10, 100, 10_000])
     values = [float(keras.ops.convert_to_numpy(schedule(s))) for s in steps]

@@ -7,6 +7,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from helpers import ProbeRecorder, classification_data, probe_model
 from keras import ops
 
 import keras_langevin as kl
@@ -16,41 +17,21 @@ pytestmark = pytest.mark.multibackend
 BATCHES = 4
 
 
-def _data(n=BATCHES * 16):
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((n, 8)).astype("float32"), rng.integers(0, 3, n)
-
-
-def _probe_model():
-    """The 'probe' layer gets a zero gradient: its increments are the noise alone."""
-    inputs = keras.Input((8,))
-    probe = keras.layers.Dense(4, name="probe")(inputs)
-    zeroed = keras.layers.Lambda(lambda t: t * 0.0, name="zero")(probe)
-    hidden = keras.layers.Dense(6, activation="relu", name="hidden")(inputs)
-    merged = keras.layers.Concatenate()([hidden, zeroed])
-    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(merged))
-
-
-class _SetSigma(keras.callbacks.Callback):
-    """Sets sigma at the start of given epochs and records the probe kernel after every batch."""
+class _SetSigma(ProbeRecorder):
+    """Sets sigma at the start of given epochs and records the probe kernel."""
 
     def __init__(self, schedule):
         super().__init__()
         self.schedule = schedule
-        self.values = []
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch in self.schedule:
             self.model.optimizer.sigma = self.schedule[epoch]
 
-    def on_train_batch_end(self, batch, logs=None):
-        kernel = self.model.get_layer("probe").kernel
-        self.values.append(np.array(ops.convert_to_numpy(kernel), copy=True))
-
 
 def test_sigma_is_settable_during_fit():
-    x, y = _data()
-    model = _probe_model()
+    x, y = classification_data(BATCHES * 16)
+    model = probe_model()
     model.compile(kl.LSGD(0.04, sigma=0.5, seed=1), "sparse_categorical_crossentropy")
     setter = _SetSigma({1: 0.05, 2: 0.0})
     history = model.fit(
@@ -62,12 +43,9 @@ def test_sigma_is_settable_during_fit():
         verbose=0,
         callbacks=[setter, kl.callbacks.SigmaLogger()],
     )
-    steps = np.diff(np.stack(setter.values), axis=0)  # increments of batches 2..12
-    first, second, third = (
-        steps[: BATCHES - 1],
-        steps[BATCHES - 1 : 2 * BATCHES - 1],
-        steps[-BATCHES:],
-    )
+    steps = setter.increments()  # one per batch, 3 epochs of BATCHES
+    assert steps.shape[0] == 3 * BATCHES
+    first, second, third = steps[:BATCHES], steps[BATCHES : 2 * BATCHES], steps[2 * BATCHES :]
     # Zero gradient: increments are sigma * sqrt(0.04) * xi.
     assert 0.5 < first.std() / (0.5 * 0.2) < 1.5
     assert 0.5 < second.std() / (0.05 * 0.2) < 1.5
@@ -76,9 +54,9 @@ def test_sigma_is_settable_during_fit():
 
 
 def test_sigma_logger_writes_history_and_csv(tmp_path):
-    x, y = _data()
+    x, y = classification_data(BATCHES * 16)
     schedule = kl.schedules.LogAnnealing(0.1, decay=0.5)
-    model = _probe_model()
+    model = probe_model()
     model.compile(kl.LAdam(1e-2, sigma=schedule, seed=0), "sparse_categorical_crossentropy")
     path = tmp_path / "log.csv"
     history = model.fit(
@@ -105,8 +83,8 @@ def test_sigma_logger_logs_the_mean_of_a_cyclical_sigma(exploration, expected):
     """Cycles of 2 epochs (8 steps, 4 per epoch) whose sampling part lies in the second epoch:
     the log shows the mean sigma of the epoch's updates (0.3 on all 4, or on 2 of 4), where
     the value at the epoch's last step count (the next cycle's first step) is 0."""
-    x, y = _data()
-    model = _probe_model()
+    x, y = classification_data(BATCHES * 16)
+    model = probe_model()
     sigma = kl.sampling.CyclicalSigma(0.3, cycle_steps=8, exploration_fraction=exploration)
     model.compile(kl.LSGD(0.01, sigma=sigma, seed=0), "sparse_categorical_crossentropy")
     logger = kl.callbacks.SigmaLogger()
@@ -119,8 +97,8 @@ def test_sigma_logger_logs_the_mean_of_a_cyclical_sigma(exploration, expected):
 
 
 def test_sigma_logger_with_plain_keras_optimizer_logs_zero():
-    x, y = _data()
-    model = _probe_model()
+    x, y = classification_data(BATCHES * 16)
+    model = probe_model()
     model.compile("adam", "sparse_categorical_crossentropy")
     history = model.fit(x, y, epochs=1, verbose=0, callbacks=[kl.callbacks.SigmaLogger("noise")])
     assert history.history["noise"] == [0.0]
@@ -148,8 +126,8 @@ def test_sigma_setter_rules():
 
 
 def test_sigma_set_before_saving_is_restored(tmp_path):
-    x, y = _data()
-    model = _probe_model()
+    x, y = classification_data(BATCHES * 16)
+    model = probe_model()
     model.compile(kl.LRMSprop(1e-2, sigma=0.1, seed=0), "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=1, verbose=0)
     model.optimizer.sigma = 0.02
@@ -162,10 +140,10 @@ def test_sigma_set_before_saving_is_restored(tmp_path):
 
 
 def test_langevin_attributes_under_mixed_float16():
-    x, y = _data()
+    x, y = classification_data(BATCHES * 16)
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = _probe_model()
+        model = probe_model()
         model.compile(kl.LayerLAdam(1e-2, sigma=1e-2, seed=0), "sparse_categorical_crossentropy")
         history = model.fit(
             x, y, batch_size=16, epochs=1, verbose=0, callbacks=[kl.callbacks.SigmaLogger()]

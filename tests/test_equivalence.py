@@ -1,4 +1,4 @@
-"""Property 1: sigma = 0 reproduces Keras's own optimizer, for every option combination.
+"""sigma = 0 reproduces Keras's own optimizer bit for bit, for every option combination.
 
 The problems are random quadratics, so the gradients depend on the weights and any
 difference would feed back into the trajectory."""

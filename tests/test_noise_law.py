@@ -1,4 +1,5 @@
-"""Properties 2-4: the law of the Langevin term, the stationary variance, fresh noise."""
+"""The law of the Langevin term (mean, variance, preconditioner), the stationary variance of
+LSGD, and noise fresh at every step yet reproducible from the seed."""
 
 import math
 

@@ -1,4 +1,6 @@
-"""Property 10 and the selection rules of Layer Langevin."""
+"""Layer Langevin's selection: a fraction takes the first layers in forward order (nearest the
+input, nested models flattened, subclassed models in call order); names, glob patterns and
+predicates select exactly what they match; selection is not optimizer state."""
 
 import math
 
@@ -45,7 +47,7 @@ def _check_prefix(model, fraction=0.3):
     return names
 
 
-def test_sequential_mlp():
+def test_fraction_selects_the_first_layers_of_a_sequential_mlp():
     model = keras.Sequential(
         [keras.Input((16,))]
         + [keras.layers.Dense(8, activation="relu", name=f"hidden{i}") for i in range(9)]
@@ -73,13 +75,13 @@ def _cifar_resnet(blocks=3):
     return keras.Model(inputs, keras.layers.Dense(10, name="classifier")(x), name="resnet")
 
 
-def test_functional_cifar_resnet():
+def test_fraction_selects_the_first_layers_of_a_functional_resnet():
     names = _check_prefix(_cifar_resnet())
     # 2 + 4 * 3 + 1 = 15 weighted layers, ceil(4.5) = 5 noisy.
     assert names == ["stem_conv", "stem_bn", "block0_conv1", "block0_bn1", "block0_conv2"]
 
 
-def test_keras_resnet50():
+def test_fraction_selects_the_first_layers_of_keras_resnet50():
     model = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=10)
     names = _check_prefix(model)
     assert len(names) == math.ceil(0.3 * 107)  # 53 convolutions, 53 batch norms, 1 dense
@@ -96,7 +98,7 @@ def test_nested_models_are_flattened():
     assert _noisy_layer_names(model, 0.5) == ["first", "in1"]
 
 
-def test_names_and_glob_patterns():
+def test_names_and_glob_patterns_select_exactly_the_matching_layers():
     model = _cifar_resnet()
     optimizer = kl.LSGD(sigma=0.1, langevin_layers=["stem_*", "block2_conv2"])
     optimizer.build(model.trainable_variables)
@@ -104,7 +106,7 @@ def test_names_and_glob_patterns():
     assert owners == ["block2_conv2", "stem_bn", "stem_conv"]
 
 
-def test_predicate():
+def test_predicate_selects_exactly_the_variables_it_accepts():
     model = _cifar_resnet()
     optimizer = kl.LRMSprop(sigma=0.1, langevin_layers=lambda v: v.name == "kernel")
     optimizer.build(model.trainable_variables)

@@ -41,6 +41,7 @@ def test_sigma_under_mixed_float16_compile():
 
 
 def _model():
+    """One Dense layer fitted once (a built optimizer), saved without a Lambda layer (safe mode)."""
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
     model.compile(kl.LSGD(0.1, sigma=0.1, seed=0), "mse")
     model.fit(np.ones((4, 3), "float32"), np.zeros((4, 2), "float32"), verbose=0)

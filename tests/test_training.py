@@ -1,10 +1,12 @@
-"""Properties 4, 5 and 8 inside model.fit: fresh noise, exact resume, mixed precision."""
+"""Inside model.fit: fresh noise at every step, exact resume through a .keras file, mixed
+precision, and the epsilon remedy for embedding rows no batch uses."""
 
 import math
 
 import keras
 import numpy as np
 import pytest
+from helpers import ProbeRecorder, classification_data, dense_classifier, probe_model
 from keras import ops
 
 import keras_langevin as kl
@@ -14,47 +16,21 @@ pytestmark = pytest.mark.multibackend
 BATCHES = 6
 
 
-def _data(n=BATCHES * 16, features=8, classes=3):
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((n, features)).astype("float32"), rng.integers(0, classes, n)
-
-
-def _probe_model():
-    """A model whose 'probe' layer gets a zero gradient: its increments are pure noise."""
-    inputs = keras.Input((8,))
-    probe = keras.layers.Dense(4, name="probe")(inputs)
-    zeroed = keras.layers.Lambda(lambda t: t * 0.0, name="zero")(probe)
-    hidden = keras.layers.Dense(6, activation="relu", name="hidden")(inputs)
-    merged = keras.layers.Concatenate()([hidden, zeroed])
-    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(merged))
-
-
-class _RecordProbe(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.values = [np.array(ops.convert_to_numpy(self._kernel()), copy=True)]
-
-    def _kernel(self):
-        return self.model.get_layer("probe").kernel
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.values.append(np.array(ops.convert_to_numpy(self._kernel()), copy=True))
-
-
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_noise_is_fresh_inside_fit(jit_compile):
-    x, y = _data()
+    x, y = classification_data(BATCHES * 16)
     increments = {}
     for seed in (1, 1, 2):
         keras.utils.set_random_seed(0)
-        model = _probe_model()
+        model = probe_model()
         model.compile(
             kl.LSGD(0.04, sigma=0.5, seed=seed),
             "sparse_categorical_crossentropy",
             jit_compile=jit_compile,
         )
-        recorder = _RecordProbe()
+        recorder = ProbeRecorder()
         model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
-        increments.setdefault(seed, []).append(np.diff(np.stack(recorder.values), axis=0))
+        increments.setdefault(seed, []).append(recorder.increments())
     steps = increments[1][0]
     assert steps.shape[0] == BATCHES
     # Zero gradient: each increment is 0.5 * sqrt(0.04) * xi, xi ~ N(0, 1), 32 draws per step.
@@ -67,23 +43,8 @@ def test_noise_is_fresh_inside_fit(jit_compile):
     assert not np.allclose(increments[1][0], increments[2][0])  # other seed
 
 
-def _classifier():
-    return keras.Sequential(
-        [
-            keras.Input((8,)),
-            keras.layers.Dense(16, activation="relu", name="d1"),
-            keras.layers.BatchNormalization(name="bn"),
-            keras.layers.Dense(16, activation="relu", name="d2"),
-            keras.layers.Dense(3, activation="softmax", name="out"),
-        ]
-    )
-
-
 def _compiled(optimizer):
-    keras.utils.set_random_seed(0)
-    model = _classifier()
-    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    return dense_classifier(optimizer, hidden=(16, 16), batch_norm=True, metrics=["accuracy"])
 
 
 OPTIMIZERS = [
@@ -99,7 +60,7 @@ OPTIMIZERS = [
 
 @pytest.mark.parametrize("make_optimizer", OPTIMIZERS)
 def test_resume_through_keras_file_is_exact(make_optimizer, tmp_path):
-    x, y = _data()
+    x, y = classification_data(BATCHES * 16)
     straight = _compiled(make_optimizer())
     straight.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
 
@@ -124,8 +85,8 @@ def test_resume_through_keras_file_is_exact(make_optimizer, tmp_path):
 
 @pytest.mark.parametrize("cls", [kl.LAdam, kl.LAdamW, kl.LNadam, kl.LSGHMC])
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision(policy, cls):
-    x, y = _data()
+def test_mixed_precision_keeps_float32_weights_finite_and_noisy(policy, cls):
+    x, y = classification_data(BATCHES * 16)
     keras.mixed_precision.set_global_policy(policy)
     try:
         noisy = _compiled(cls(1e-2, sigma=1e-2, seed=0))
