@@ -5,6 +5,7 @@ test_sampling_posterior.py."""
 import json
 import math
 import os
+import shutil
 
 import h5py
 import keras
@@ -158,6 +159,7 @@ NUM_EXAMPLES = 64
 
 
 def _data(seed=0):
+    """Not helpers.classification_data: labels a model can learn (a posterior with structure)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((NUM_EXAMPLES, 4)).astype("float32")
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64") + (x[:, 2] > 1).astype("int64")
@@ -165,7 +167,10 @@ def _data(seed=0):
 
 
 def _model(seed=0, sigma=None, learning_rate=0.05, compile=True):
-    """A small classifier with BatchNormalization; the same initial weights for a seed."""
+    """A small classifier with BatchNormalization; the same initial weights for a seed.
+
+    Not helpers.dense_classifier: 4 inputs, a BatchNormalization without trainable weights whose
+    stored moving statistics the sample files are checked for, and a posterior-sigma LSGD."""
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
@@ -289,6 +294,23 @@ def test_sampler_restarted_in_the_same_directory_keeps_its_samples(tmp_path):
     assert not any(name.startswith(".tmp-") for name in os.listdir(tmp_path))
 
 
+@pytest.fixture(scope="module")
+def two_sample_directory(tmp_path_factory):
+    """The samples of a 2-epoch run of `_model()` (sigma for 64 examples, seed 5), made once for
+    the tests that check which later runs may continue it; each test works on a copy."""
+    directory = tmp_path_factory.mktemp("two_samples") / "samples"
+    x, y = _data()
+    _model().fit(x, y, epochs=2, verbose=0, callbacks=[sampling.PosteriorSampler(directory)])
+    assert [s.epoch for s in sampling.load_samples(directory)] == [1, 2]
+    return directory
+
+
+def _copy_of(directory, tmp_path):
+    copy = tmp_path / "samples"
+    shutil.copytree(directory, copy)
+    return copy
+
+
 @pytest.mark.parametrize(
     "sampler_kwargs,optimizer_kwargs,named",
     [
@@ -300,22 +322,21 @@ def test_sampler_restarted_in_the_same_directory_keeps_its_samples(tmp_path):
     ],
 )
 def test_sampler_refuses_the_directory_of_another_run(
-    tmp_path, sampler_kwargs, optimizer_kwargs, named
+    two_sample_directory, tmp_path, sampler_kwargs, optimizer_kwargs, named
 ):
     """Samples of a run with other settings are not silently kept: fit refuses the directory
     and names each differing setting."""
+    directory = _copy_of(two_sample_directory, tmp_path)
     x, y = _data()
-    model = _model()
-    model.fit(x, y, epochs=2, verbose=0, callbacks=[sampling.PosteriorSampler(tmp_path)])
     other = _model(compile=False)
     optimizer = {"learning_rate": 0.05, "sigma": 0.1, "seed": 5, "jit_compile": False}
     optimizer.update(optimizer_kwargs)
     other.compile(kl.LSGD(**optimizer), loss="sparse_categorical_crossentropy")
-    sampler = sampling.PosteriorSampler(tmp_path, **sampler_kwargs)
+    sampler = sampling.PosteriorSampler(directory, **sampler_kwargs)
     with pytest.raises(ValueError, match="another run") as error:
         other.fit(x, y, epochs=1, verbose=0, callbacks=[sampler])
-    assert named in str(error.value) and str(tmp_path) in str(error.value)
-    assert len(sampling.load_samples(tmp_path)) == 2  # nothing written or deleted
+    assert named in str(error.value) and str(directory) in str(error.value)
+    assert len(sampling.load_samples(directory)) == 2  # nothing written or deleted
 
 
 def test_sampler_continues_its_run_after_settable_values_change(tmp_path):
@@ -333,15 +354,15 @@ def test_sampler_continues_its_run_after_settable_values_change(tmp_path):
     assert [s.epoch for s in sampling.load_samples(tmp_path)] == [1, 2, 3]
 
 
-def test_sampler_refuses_samples_of_a_model_with_other_shapes(tmp_path):
+def test_sampler_refuses_samples_of_a_model_with_other_shapes(two_sample_directory, tmp_path):
+    directory = _copy_of(two_sample_directory, tmp_path)
     x, y = _data()
-    _model().fit(x, y, epochs=1, verbose=0, callbacks=[sampling.PosteriorSampler(tmp_path)])
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     other.compile(
         optimizer=kl.LSGD(learning_rate=0.1, sigma=0.1), loss="sparse_categorical_crossentropy"
     )
     with pytest.raises(ValueError, match="other weight shapes"):
-        other.fit(x, y, epochs=1, verbose=0, callbacks=[sampling.PosteriorSampler(tmp_path)])
+        other.fit(x, y, epochs=1, verbose=0, callbacks=[sampling.PosteriorSampler(directory)])
 
 
 class _Crash(keras.callbacks.Callback):
@@ -367,7 +388,7 @@ def _sampling_run(root, crash_at=None):
 
 
 def test_killed_and_restarted_run_has_the_same_samples_and_predictions(tmp_path):
-    """Test 4: a run killed after epoch 4 and restarted (BackupAndRestore, same directory) ends
+    """A run killed after epoch 4 and restarted (BackupAndRestore, same directory) ends
     with the same sample files and ensemble predictions as an uninterrupted run."""
     _sampling_run(tmp_path / "whole")
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -391,7 +412,7 @@ def test_killed_and_restarted_run_has_the_same_samples_and_predictions(tmp_path)
 
 
 def test_cyclical_run_samples_at_the_cycle_ends(tmp_path):
-    """Test 3: with cyclical schedules the sampler takes its samples where asked: at the last
+    """With cyclical schedules the sampler takes its samples where asked: at the last
     epoch of each cycle, whose updates all carry the posterior noise."""
     x, y = _data()
     steps_per_epoch, epochs, cycle_epochs = 4, 9, 3
