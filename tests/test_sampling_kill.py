@@ -1,4 +1,4 @@
-"""Test 4 with a real kill: a training process killed by SIGKILL at the end of an epoch (after
+"""Resume after a real kill: a training process killed by SIGKILL at the end of an epoch (after
 its sample was written, before the backup of that epoch), then started again, ends with the same
 samples and ensemble predictions as an uninterrupted run in this process."""
 
