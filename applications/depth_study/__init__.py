@@ -1,7 +1,7 @@
 """Depth study, controlled: does the gain of Langevin noise grow with depth, and why?
 
 Tests the claim of P. Bras, "Langevin algorithms for very deep Neural Networks with
-application to image classification" (arXiv 2212.14718), under the controls of issue 18:
+application to image classification" (arXiv 2212.14718), under controls:
 
     python -m applications.depth_study --family mlp --depths 10 20 30 40 60 --seeds 10 \\
         --optimizers adam ladam layer-ladam --epochs 20 --output runs/depth-mlp

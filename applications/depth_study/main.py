@@ -63,7 +63,7 @@ def build_parser(defaults=DEFAULTS):
     parser = argparse.ArgumentParser(
         prog="python -m applications.depth_study",
         description="Paired differences of Langevin optimizers and their controls against the "
-        "noiseless optimizer, as a function of depth (P. Bras, arXiv 2212.14718; issue 18).",
+        "noiseless optimizer, as a function of depth (P. Bras, arXiv 2212.14718).",
         formatter_class=cli.HelpFormatter,
     )
     group = parser.add_argument_group("study")

@@ -1,7 +1,7 @@
 """The study's optimizers (Keras names and the two controls) and its plan of runs.
 
 Names: every name of `applications.optimizers.OPTIMIZERS`, plus the two controls of a Layer
-Langevin optimizer `layer-l<base>` (issue 18, section 1):
+Langevin optimizer `layer-l<base>`:
 
 * ``iso-layer-l<base>``: the same layers get isotropic Gaussian noise of matched scale (the
   preconditioner is replaced by its mean over each variable, `controls.py`): is it the
