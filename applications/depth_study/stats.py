@@ -12,6 +12,7 @@ family-wise error rate).
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 
@@ -20,6 +21,15 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 RESAMPLES = 9999
+
+
+def _generator(function, seed):
+    """The seeded generator as `function` takes it: `rng=` from SciPy 1.15, `random_state=`
+    before (the declared lower bound, 1.11, has only the latter); the same draws either way."""
+    generator = np.random.default_rng(seed)
+    if "rng" in inspect.signature(function).parameters:
+        return {"rng": generator}
+    return {"random_state": generator}
 
 
 def paired_summary(differences, seed=0, confidence=CONFIDENCE):
@@ -51,7 +61,7 @@ def bootstrap_interval(d, seed=0, confidence=CONFIDENCE):
                 confidence_level=confidence,
                 n_resamples=RESAMPLES,
                 method=method,
-                rng=np.random.default_rng(seed),
+                **_generator(stats.bootstrap, seed),
             ).confidence_interval
         if math.isfinite(interval.low) and math.isfinite(interval.high):
             break
@@ -68,7 +78,7 @@ def sign_flip_p(d, seed=0):
         permutation_type="samples",
         alternative="two-sided",
         n_resamples=RESAMPLES,
-        rng=np.random.default_rng(seed),
+        **_generator(stats.permutation_test, seed),
     )
     return float(result.pvalue)
 
