@@ -116,12 +116,19 @@ def _chain_sampler(budget):
     return {"burn_in_epochs": burn_in, "every_epochs": every}
 
 
-def _sgld_plan(budget, n, steps, temperature):
+def _chain_plan(budget, n, temperature, optimizer, lr, momentum=0.0):
+    """`chains` chains at a constant learning rate and sigma, sampled after a burn-in."""
     from keras_langevin.sampling import posterior_sigma
 
-    settings = {"lr": SGLD_LR, "lr_schedule": "constant", "sigma_schedule": "constant"}
-    settings["sigma"] = posterior_sigma(n, temperature)
-    return RunPlan("lsgd", settings, _chain_sampler(budget), budget.chains, *_length(budget))
+    settings = {"lr": lr, "lr_schedule": "constant", "sigma_schedule": "constant"}
+    settings["sigma"] = posterior_sigma(n, temperature, momentum=momentum)
+    if momentum:
+        settings["momentum"] = momentum
+    return RunPlan(optimizer, settings, _chain_sampler(budget), budget.chains, *_length(budget))
+
+
+def _sgld_plan(budget, n, steps, temperature):
+    return _chain_plan(budget, n, temperature, "lsgd", SGLD_LR)
 
 
 def _psgld_plan(budget, n, steps, temperature):
@@ -133,12 +140,7 @@ def _psgld_plan(budget, n, steps, temperature):
 
 
 def _sghmc_plan(budget, n, steps, temperature):
-    from keras_langevin.sampling import posterior_sigma
-
-    settings = {"lr": SGHMC_LR, "lr_schedule": "constant", "sigma_schedule": "constant"}
-    settings["sigma"] = posterior_sigma(n, temperature, momentum=SGHMC_MOMENTUM)
-    settings["momentum"] = SGHMC_MOMENTUM
-    return RunPlan("lsghmc", settings, _chain_sampler(budget), budget.chains, *_length(budget))
+    return _chain_plan(budget, n, temperature, "lsghmc", SGHMC_LR, SGHMC_MOMENTUM)
 
 
 def _cyclical_plan(budget, n, steps, temperature, optimizer="lsgd", lr=CSGLD_LR, momentum=0.0):
