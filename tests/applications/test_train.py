@@ -24,7 +24,7 @@ from distribute_helpers import h5_arrays
 
 from applications import files, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # training subprocesses, one of them killed and resumed
 EPOCHS = 5
 # cnn-4 with batch norm: BN statistics, data augmentation and Langevin noise on the first 30 %

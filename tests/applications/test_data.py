@@ -290,7 +290,7 @@ def test_digits_module_imports_without_tensorflow():
         "import sys, applications.data.digits; "
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     )
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=120)
 
 

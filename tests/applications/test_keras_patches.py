@@ -330,7 +330,7 @@ def test_jax_data_parallel_splits_partial_batches_on_either_form():
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "CUDA_VISIBLE_DEVICES": "",
     }
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     completed = subprocess.run(
         [sys.executable, "-c", DATA_PARALLEL_SCRIPT],
         capture_output=True, text=True, env=env, cwd=root, timeout=600, check=False,

@@ -59,7 +59,7 @@ def implementation(request, monkeypatch):
 
 def test_keras_cv_is_imported_lazily():
     """keras_cv may only be imported inside functions of applications/data/augment.py."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     package = os.path.join(root, "applications", "data")
     modules = sorted(name[:-3] for name in os.listdir(package) if name.endswith(".py"))
     assert "augment" in modules and "pipeline" in modules

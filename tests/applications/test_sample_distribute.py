@@ -9,7 +9,7 @@
   it trains, but writes nothing of the chief's outputs and leaves no temporary file, and it
   follows the chief's word on which methods were evaluated before.
 
-The errors of bad `--distribute` settings are `tests/test_distribute.py`'s, for every script.
+The errors of bad `--distribute` settings are `tests/applications/test_distribute.py`'s, for every script.
 """
 
 import csv

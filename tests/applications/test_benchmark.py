@@ -201,7 +201,7 @@ def test_runs_as_a_module_with_its_usage_line():
     completed = subprocess.run(
         [sys.executable, "-m", "applications.benchmark", "--repeats", "0"],
         capture_output=True, text=True, timeout=300, check=False,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )  # fmt: skip
     assert completed.returncode == 2

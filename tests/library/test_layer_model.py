@@ -162,7 +162,9 @@ def test_nested_model_selections_survive_save_and_load(layers, expected, tmp_pat
     model = _nested_two()
     model.compile(kl.LAdam(1e-3, sigma=1e-3, seed=0, langevin_layers=layers), "mse")
     loaded = _save_and_load(model, tmp_path)
-    assert loaded.trainable_variables[2].path == "in_a/kernel"  # what Keras names it now
+    # After loading, Keras 3.10-3.15 names this variable "in_a/kernel" (the nested model's name
+    # dropped), keras-nightly 3.16 "inner/in_a/kernel": the selection must hold under either.
+    assert loaded.trainable_variables[2].path in ("in_a/kernel", "inner/in_a/kernel")
     assert _positions(model) == expected
     assert _positions(loaded) == expected
 

@@ -20,7 +20,7 @@ from applications.models import (
     zero_pad_shortcut,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Published parameter counts, as printed: He et al. (2016) for the CIFAR
 # ResNets, He et al. (2016b) for the pre-activation ResNets, Huang et al.
