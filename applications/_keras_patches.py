@@ -6,7 +6,7 @@ Every use checks that its target exists and raises `KerasInternalsError`, naming
 Keras version, when it does not: a Keras release that renames something fails loudly at the
 first use instead of silently running without the patch. A patch whose target differs between
 Keras releases finds which form the installed Keras has by looking at it (not at its version
-number) and fails loudly when it finds none; `tests/test_keras_patches.py` checks each patch on the installed
+number) and fails loudly when it finds none; `tests/applications/test_keras_patches.py` checks each patch on the installed
 Keras (applied, its behaviour observed, loud when its target is gone) and each form on stand-ins.
 
 Sections (add a new one at the end, under its own banner):
