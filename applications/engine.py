@@ -32,6 +32,7 @@ from applications.backup import (
     resume_epoch,
     worker_dir,
 )
+from applications.data import augment
 from applications.records import (
     LOG_FIELDS,
     EpochInfo,
@@ -196,7 +197,12 @@ def run(
         )
         trainer.fit(callbacks, start_epoch=start_epoch, verbose=verbose)
         _save_outputs(trainer.model, paths, distribution)
-    if not chief:  # written to temporary paths and deleted
+    return _finish(config, trainer, paths, start_epoch, distribution, extra_summary, started)
+
+
+def _finish(config, trainer, paths, start_epoch, distribution, extra_summary, started):
+    """`(summary, rows)` of a trained run; the chief writes the summary."""
+    if not distribution.is_chief:  # written to temporary paths and deleted
         paths = {**paths, "model": None, "export": None, "summary": None, "tensorboard": None}
     rows = read_log(paths["csv_log"])
     summary = {
@@ -206,7 +212,7 @@ def run(
     }
     if distribution.mode != "off":
         summary["distribution"] = distribution.summary()
-    if chief:
+    if distribution.is_chief:
         files.write_json(paths["summary"], summary)
     return summary, rows
 
@@ -242,8 +248,14 @@ def _save_outputs(model, paths, distribution):
 
 
 def _run_summary(config, trainer, rows, start_epoch, paths):
+    batch_policies = [p for p in trainer.dataset.augment if p in augment.BATCH_POLICIES]
     return {
         "settings": config.settings(),
+        # which layers ran the batch policies (keras-cv or Keras's own: augment.choice)
+        "augmentation": {
+            "policies": list(trainer.dataset.augment),
+            "batch_implementation": augment.implementation() if batch_policies else None,
+        },
         "epochs": len(rows),
         "resumed_from_epoch": start_epoch,
         **summarize(rows),

@@ -248,3 +248,18 @@ def test_cutmix_or_mixup_chooses_both_over_batches(implementation):
         pasted = np.allclose(x[..., 0], (_pixel_classes(x[..., 0]) + 1) / (CLASSES + 1))
         kinds.add("cutmix" if pasted else "mixup")
     assert kinds == {"cutmix", "mixup"}
+
+
+# ------------------------------------------------------------------------- in a run's record
+
+
+def test_the_run_summary_records_which_layers_augmented(implementation, tmp_path):
+    from applications import engine
+
+    config = engine.RunConfig(model="mlp-2", model_options=(("width", 8),), augment="mixup",
+                              optimizer="ladam", epochs=1, train_take=64, test_take=32)  # fmt: skip
+    summary, _ = engine.run(config, str(tmp_path / "run"), verbose=0, tensorboard=False)
+    assert summary["augmentation"] == {
+        "policies": ["mixup"],
+        "batch_implementation": implementation,
+    }

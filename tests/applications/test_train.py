@@ -153,6 +153,7 @@ def test_logs_and_summary(runs):
     assert summary["epochs"] == EPOCHS
     assert summary["resumed_from_epoch"] == 0
     assert summary["args"]["optimizer"] == "layer-ladam"
+    assert summary["augmentation"] == {"policies": ["standard"], "batch_implementation": None}
     assert summary["args"]["model_options"] == [["width", 8], ["batch_norm", True]]
     # the records hold the values used, the defaults resolved
     assert summary["settings"]["langevin_layers"] == 0.3 and summary["settings"]["sigma"] == 5e-3
