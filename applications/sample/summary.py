@@ -27,8 +27,33 @@ def budgets(args):
 
 
 def markdown_table(rows, args, data, command, seconds, distribution=distribute.OFF):
+    """results.md: the command, the settings, the budgets and the two metric tables."""
     by_method = {m: [r for r in rows if r["method"] == m] for m in args.methods}
     by_method = {m: method_rows for m, method_rows in by_method.items() if method_rows}
+    header = (
+        f"Command: `{command}`  \nRun time of this invocation: {seconds:.0f} s "
+        f"({seconds / 60:.1f} min); runs evaluated by an earlier invocation are skipped and "
+        "not counted."
+    )
+    spent = budgets(args)
+    budget_table = report.markdown_table(
+        ["method", "budget", "weights averaged"],
+        [[LABELS[m], spent[m], r[0]["weights"]] for m, r in by_method.items()],
+        align="llr",
+    )
+    shifts = (
+        f"Shifted test sets: every test image rotated by {ROTATION_DEGREES:g}°, and every "
+        f"test image plus Gaussian noise of standard deviation {NOISE_STD:g} (clipped to "
+        "[0, 1])."
+    )
+    return report.document(
+        f"Posterior sampling: {args.model} on {args.dataset}",
+        [header, _settings_paragraph(args, data), *_distribution_lines(distribution),
+         budget_table, _metrics_table(by_method), shifts, _shift_table(by_method)],
+    )  # fmt: skip
+
+
+def _settings_paragraph(args, data):
     seeds = ", ".join(map(str, args.seeds))
     sigma = math.sqrt(2.0 * args.temperature / data.train_size)
     hmc = ""
@@ -37,12 +62,7 @@ def markdown_table(rows, args, data, command, seconds, distribution=distribute.O
             f" (cyclical LSGHMC, momentum mu = {CSGHMC_MOMENTUM:g}, lr {CSGHMC_LR:g}: "
             f"sqrt(2T/(N(1 - mu))) = {sigma / math.sqrt(1.0 - CSGHMC_MOMENTUM):.4g})"
         )
-    header = (
-        f"Command: `{command}`  \nRun time of this invocation: {seconds:.0f} s "
-        f"({seconds / 60:.1f} min); runs evaluated by an earlier invocation are skipped and "
-        "not counted."
-    )
-    settings = (
+    return (
         f"{args.model}, batch size {args.batch_size}, seeds {seeds}; N = {data.train_size} "
         f"training examples. Prior N(0, {args.prior_std:g}²) on the kernels: L2 {data.l2:.3g}. "
         f"Posterior temperature T = {args.temperature:g} for the Langevin methods "
@@ -53,22 +73,22 @@ def markdown_table(rows, args, data, command, seconds, distribution=distribute.O
         "(n - 1); metrics of the averaged prediction on the held-out test split; entropy and "
         "mutual information (MI) in nats, averaged over examples."
     )
-    spent = budgets(args)
-    budget_table = report.markdown_table(
-        ["method", "budget", "weights averaged"],
-        [[LABELS[m], spent[m], r[0]["weights"]] for m, r in by_method.items()],
-        align="llr",
-    )
-    main_rows = [
+
+
+def _metrics_table(by_method):
+    rows = [
         [LABELS[m]]
         + [_cells(r, key, 4) for key in ("accuracy", "nll", "ece", "brier")]
         + [_cells(r, key, 3) for key in ("entropy_test", "mi_test")]
         for m, r in by_method.items()
     ]
-    main_table = report.markdown_table(
-        ["method", "accuracy", "NLL", "ECE", "Brier", "entropy", "MI"], main_rows, align="lrrrrrr"
+    return report.markdown_table(
+        ["method", "accuracy", "NLL", "ECE", "Brier", "entropy", "MI"], rows, align="lrrrrrr"
     )
-    shift_rows = []
+
+
+def _shift_table(by_method):
+    rows = []
     for method, method_rows in by_method.items():
         cells = [_cells(method_rows, "entropy_test", 3)]
         for split in ("rotated", "noisy"):
@@ -77,24 +97,14 @@ def markdown_table(rows, args, data, command, seconds, distribution=distribute.O
                 _cells(method_rows, f"entropy_{split}", 3),
                 _cells(method_rows, f"mi_{split}", 3),
             ]
-        shift_rows.append([LABELS[method], *cells])
-    shift_table = report.markdown_table(
+        rows.append([LABELS[method], *cells])
+    return report.markdown_table(
         [
             "method", "entropy test", "accuracy rotated", "entropy rotated", "MI rotated",
             "accuracy noisy", "entropy noisy", "MI noisy",
         ],
-        shift_rows,
+        rows,
         align="l" + "r" * 7,
-    )  # fmt: skip
-    shifts = (
-        f"Shifted test sets: every test image rotated by {ROTATION_DEGREES:g}°, and every "
-        f"test image plus Gaussian noise of standard deviation {NOISE_STD:g} (clipped to "
-        "[0, 1])."
-    )
-    return report.document(
-        f"Posterior sampling: {args.model} on {args.dataset}",
-        [header, settings, *_distribution_lines(distribution), budget_table, main_table,
-         shifts, shift_table],
     )  # fmt: skip
 
 
