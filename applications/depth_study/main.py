@@ -67,6 +67,16 @@ def build_parser(defaults=DEFAULTS):
         formatter_class=cli.HelpFormatter,
     )
     group = parser.add_argument_group("study")
+    _add_design_arguments(group)
+    _add_tuning_and_budget_arguments(group, defaults)
+    cli.add_model_data_arguments(parser, defaults)
+    cli.add_optimizer_arguments(parser, defaults, several=True)
+    cli.add_execution_arguments(parser, defaults)
+    return parser
+
+
+def _add_design_arguments(group):
+    """The networks and the arms compared: family, depths, width, initialiser, controls."""
     group.add_argument("--family", choices=FAMILIES, default="mlp", help="network family")
     group.add_argument(
         "--depths",
@@ -96,6 +106,10 @@ def build_parser(defaults=DEFAULTS):
         "same layers), 'rescaled' (noiseless, those layers rescaled to Layer Langevin's norms), "
         "or 'none' (default: iso,rescaled)",
     )
+
+
+def _add_tuning_and_budget_arguments(group, defaults):
+    """Learning-rate tuning, the sigma sweep, seeds, epochs, stopping and the output."""
     group.add_argument(
         "--lr-grid",
         action=cli.ListAction,
@@ -138,10 +152,6 @@ def build_parser(defaults=DEFAULTS):
         + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items()),
     )
     group.add_argument("--output", default=None, help="output directory (runs/depth-<family>)")
-    cli.add_model_data_arguments(parser, defaults)
-    cli.add_optimizer_arguments(parser, defaults, several=True)
-    cli.add_execution_arguments(parser, defaults)
-    return parser
 
 
 def parse_args(argv=None):

@@ -85,6 +85,29 @@ def build_parser(defaults=DEFAULTS):
         "shifted copies of it.",
         formatter_class=cli.HelpFormatter,
     )
+    _add_method_arguments(parser, defaults)
+    _add_posterior_arguments(parser)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke-test settings: "
+        + ", ".join(
+            f"--{key.replace('_', '-')} {','.join(map(str, value)) if key == 'seeds' else value}"
+            for key, value in QUICK.items()
+        )
+        + " (flags given explicitly still apply)",
+    )
+    cli.add_model_data_arguments(parser, defaults)
+    cli.add_execution_arguments(parser, defaults)
+    cli.add_distribution_arguments(parser)
+    parser.add_argument(
+        "--output", default=None, help="output directory (default: runs/sample-<model>-<dataset>)"
+    )
+    return parser
+
+
+def _add_method_arguments(parser, defaults):
+    """The methods, their seeds and budgets: epochs, ensemble size, cycles and samples."""
     parser.add_argument(
         "--methods",
         action=cli.ListAction,
@@ -119,6 +142,10 @@ def build_parser(defaults=DEFAULTS):
         help="samples of cyclical LSGD and LSGHMC per cycle, after its last epochs "
         "(default: %(default)s)",
     )
+
+
+def _add_posterior_arguments(parser):
+    """The sampled posterior: the prior's scale and the temperature."""
     parser.add_argument(
         "--prior-std",
         type=cli.positive_float,
@@ -134,23 +161,6 @@ def build_parser(defaults=DEFAULTS):
         "the Bayesian posterior, T < 1 a cold one; the Langevin methods only (the single "
         "models and the ensemble are MAP estimates, T -> 0) (default: %(default)s)",
     )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke-test settings: "
-        + ", ".join(
-            f"--{key.replace('_', '-')} {','.join(map(str, value)) if key == 'seeds' else value}"
-            for key, value in QUICK.items()
-        )
-        + " (flags given explicitly still apply)",
-    )
-    cli.add_model_data_arguments(parser, defaults)
-    cli.add_execution_arguments(parser, defaults)
-    cli.add_distribution_arguments(parser)
-    parser.add_argument(
-        "--output", default=None, help="output directory (default: runs/sample-<model>-<dataset>)"
-    )
-    return parser
 
 
 def parse_args(argv=None):
