@@ -143,6 +143,12 @@ def add_optimizer_arguments(parser, defaults, several=False):
         "step and T is --decay-epochs epochs worth of steps.",
     )
     _add_optimizer_choice(group, defaults, several)
+    _add_learning_rate_arguments(group, defaults)
+    _add_noise_arguments(group, defaults)
+
+
+def _add_learning_rate_arguments(group, defaults):
+    """--lr, --lr-schedule, --decay-epochs (T of both schedules) and --epsilon."""
     group.add_argument(
         "--lr",
         type=positive_float,
@@ -170,6 +176,10 @@ def add_optimizer_arguments(parser, defaults, several=False):
         "author's preconditioner bias 1e-6 in Keras's form: Adam, AdamW, Nadam 1e-6, RMSprop "
         "1e-12, Adadelta 1e-6), 'keras' (Keras's defaults, 1e-7) or a number (default: paper)",
     )
+
+
+def _add_noise_arguments(group, defaults):
+    """--sigma, --sigma-schedule, --noise and --langevin-layers."""
     group.add_argument(
         "--sigma",
         type=non_negative_float,
