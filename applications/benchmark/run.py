@@ -8,7 +8,6 @@ import sys
 
 import keras
 
-import applications.benchmark as package
 from applications.benchmark.common import PAIRS
 from applications.benchmark.end_to_end import bench_end_to_end
 from applications.benchmark.floors import bench_floors
@@ -19,10 +18,11 @@ from applications.benchmark.update_steps import bench_layer_langevin, bench_upda
 from applications.cli import positive_float, positive_int
 
 PROG = "python -m applications.benchmark"
+DESCRIPTION = "Cost of the Langevin term, measured side by side with the base Keras optimizer."
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog=PROG, description=package.__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument(
         "--sizes",
