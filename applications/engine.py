@@ -248,13 +248,13 @@ def _save_outputs(model, paths, distribution):
 
 
 def _run_summary(config, trainer, rows, start_epoch, paths):
-    batch_policies = [p for p in trainer.dataset.augment if p in augment.BATCH_POLICIES]
+    batched = any(policy in augment.BATCH_POLICIES for policy in trainer.dataset.augment)
     return {
         "settings": config.settings(),
         # which layers ran the batch policies (keras-cv or Keras's own: augment.choice)
         "augmentation": {
             "policies": list(trainer.dataset.augment),
-            "batch_implementation": augment.implementation() if batch_policies else None,
+            "batch_implementation": augment.implementation() if batched else None,
         },
         "epochs": len(rows),
         "resumed_from_epoch": start_epoch,
